@@ -1,0 +1,248 @@
+package chat
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// session is one peer's chat stream, after the handshake. Its reader and
+// writer goroutines are started by the hub; the writer closes or resets the
+// stream when it ends.
+type session struct {
+	peer   peer.ID
+	stream network.Stream
+	lines  *lineReader   // also read the handshake: it may hold buffered bytes
+	out    chan string   // messages queued for the peer
+	quit   chan struct{} // closed by stop
+	once   sync.Once
+
+	// stopping is set by the hub when it drops the session; only the hub
+	// uses it.
+	stopping bool
+}
+
+func (r *Room) newSession(p peer.ID, s network.Stream, lr *lineReader) *session {
+	return &session{
+		peer:   p,
+		stream: s,
+		lines:  lr,
+		out:    make(chan string, r.cfg.queue),
+		quit:   make(chan struct{}),
+	}
+}
+
+// enqueue queues text for the peer, unless its queue is full.
+func (s *session) enqueue(text string) bool {
+	select {
+	case s.out <- text:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop ends the session. Gracefully, the writer sends what is queued and
+// then closes the stream (the peer reads EOF); otherwise the stream is reset
+// now. Only the first call counts.
+func (s *session) stop(graceful bool) {
+	s.once.Do(func() {
+		if !graceful {
+			s.stream.Reset()
+		}
+		close(s.quit)
+	})
+}
+
+// bufSize is the line reader size a room needs: messages and handshake lines.
+func (r *Room) bufSize() int { return max(r.cfg.maxLine, handshakeLineMax) }
+
+// open opens a session to the connected peer p: stream, hello, answer. It
+// fails with an error wrapping errRefused when p is in another room.
+func (r *Room) open(ctx context.Context, p peer.ID) (*session, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.handshake)
+	defer cancel()
+	ctx = network.WithNoDial(ctx, "chat opens sessions on existing connections only")
+	s, err := r.h.NewStream(ctx, p, ProtocolID)
+	if err != nil {
+		return nil, fmt.Errorf("opening a chat stream: %w", err)
+	}
+	if err := s.SetDeadline(time.Now().Add(r.cfg.handshake)); err != nil {
+		s.Reset()
+		return nil, fmt.Errorf("setting the handshake deadline: %w", err)
+	}
+	if _, err := io.WriteString(s, helloPrefix+r.key+"\n"); err != nil {
+		s.Reset()
+		return nil, fmt.Errorf("sending hello: %w", err)
+	}
+	lr := newLineReader(s, r.bufSize())
+	answer, err := lr.next(handshakeLineMax)
+	if err != nil {
+		s.Reset()
+		return nil, fmt.Errorf("waiting for the answer to hello: %w", err)
+	}
+	if reason, ok := strings.CutPrefix(answer, refusedPrefix); ok {
+		s.Close()
+		return nil, fmt.Errorf("%w: %s", errRefused, Sanitize(reason))
+	}
+	if answer != welcomeLine {
+		s.Reset()
+		return nil, fmt.Errorf("unexpected answer to hello: %q", Sanitize(answer))
+	}
+	if err := s.SetDeadline(time.Time{}); err != nil {
+		s.Reset()
+		return nil, fmt.Errorf("clearing the handshake deadline: %w", err)
+	}
+	return r.newSession(p, s, lr), nil
+}
+
+// handleStream accepts a session: it reads the hello, answers it, and hands
+// the session to the hub. It owns the stream until then.
+func (r *Room) handleStream(s network.Stream) {
+	life, ok := r.enter()
+	if !ok {
+		s.Reset()
+		return
+	}
+	defer r.wg.Done()
+	p := s.Conn().RemotePeer()
+	if err := s.SetDeadline(time.Now().Add(r.cfg.handshake)); err != nil {
+		log.Debugw("cannot set a deadline on a chat stream", "peer", p, "err", err)
+		s.Reset()
+		return
+	}
+	lr := newLineReader(s, r.bufSize())
+	hello, err := lr.next(handshakeLineMax)
+	if err != nil {
+		log.Debugw("no hello on a chat stream", "peer", p, "err", err)
+		s.Reset()
+		return
+	}
+	key, ok := strings.CutPrefix(hello, helloPrefix)
+	if !ok {
+		log.Debugw("bad hello on a chat stream", "peer", p, "line", Sanitize(hello))
+		s.Reset()
+		return
+	}
+	if key != r.key {
+		log.Debugw("refused a peer from another room", "peer", p)
+		if _, err := io.WriteString(s, refusedPrefix+reasonOtherRoom+"\n"); err != nil {
+			s.Reset()
+			return
+		}
+		s.Close()
+		return
+	}
+	if _, err := io.WriteString(s, welcomeLine+"\n"); err != nil {
+		log.Debugw("cannot welcome a peer", "peer", p, "err", err)
+		s.Reset()
+		return
+	}
+	if err := s.SetDeadline(time.Time{}); err != nil {
+		s.Reset()
+		return
+	}
+	select {
+	case r.register <- r.newSession(p, s, lr):
+	case <-life.Done():
+		s.Reset()
+	}
+}
+
+// readLoop reads the peer's messages until the stream ends, then tells the
+// hub. Lines over the size limit are skipped and reported as a Notice.
+func (r *Room) readLoop(ctx context.Context, s *session) {
+	var err error
+	for {
+		var text string
+		text, err = s.lines.next(r.cfg.maxLine)
+		if errors.Is(err, ErrLineTooLong) {
+			log.Warnw("refused a line from a peer", "peer", s.peer, "err", err)
+			if !r.deliver(ctx, Event{Kind: Notice, Peer: s.peer, Err: fmt.Errorf("refused a line from the peer: %w", err)}) {
+				break
+			}
+			continue
+		}
+		if err != nil {
+			break
+		}
+		if text = Sanitize(text); text == "" {
+			continue
+		}
+		if !r.deliver(ctx, Event{Kind: Message, Peer: s.peer, Text: text}) {
+			err = nil
+			break
+		}
+	}
+	if errors.Is(err, io.EOF) {
+		err = nil
+	}
+	s.stop(err == nil)
+	select {
+	case r.unregister <- sessionEnd{sess: s, err: err}:
+	case <-ctx.Done():
+	}
+}
+
+// deliver hands a message to the outbox, waiting while its queue is full.
+func (r *Room) deliver(ctx context.Context, ev Event) bool {
+	select {
+	case r.msgs <- ev:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// writeLoop sends the queued messages until the session stops, then sends
+// what is still queued (unless the stream was reset) and closes the stream.
+// A write that fails or times out resets the stream, which ends the reader.
+func (r *Room) writeLoop(s *session) {
+	w := bufio.NewWriter(s.stream)
+	write := func(text string) error {
+		if err := s.stream.SetWriteDeadline(time.Now().Add(r.cfg.writeTimeout)); err != nil {
+			return err
+		}
+		w.WriteString(text)
+		w.WriteByte('\n')
+		return w.Flush()
+	}
+	fail := func(err error) {
+		select {
+		case <-s.quit: // stopped meanwhile: the error is ours
+		default:
+			log.Infow("cannot send to peer; dropping it", "peer", s.peer, "err", err)
+		}
+		s.stream.Reset()
+	}
+	for {
+		select {
+		case text := <-s.out:
+			if err := write(text); err != nil {
+				fail(err)
+				return
+			}
+		case <-s.quit:
+			for {
+				select {
+				case text := <-s.out:
+					if err := write(text); err != nil {
+						s.stream.Reset() // stopping anyway: nothing to report
+						return
+					}
+				default:
+					s.stream.Close()
+					return
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/p2pd/p2pd/filters"
+)
+
+// The parsers below check one command-line value each and word their errors
+// with the argument's name and the value, so the user knows what to fix.
+
+func parseMultiaddr(name, s string) (ma.Multiaddr, error) {
+	m, err := ma.NewMultiaddr(s)
+	if err != nil {
+		return nil, usagef("invalid %s value %q: not a multiaddr (%v)", name, s, err)
+	}
+	return m, nil
+}
+
+func checkP2PAddr(name, s string) error {
+	_, err := parseP2PAddr(name, s)
+	return err
+}
+
+func parseP2PAddr(name, s string) (*peer.AddrInfo, error) {
+	m, err := parseMultiaddr(name, s)
+	if err != nil {
+		return nil, err
+	}
+	ai, err := peer.AddrInfoFromP2pAddr(m)
+	if err != nil {
+		return nil, usagef("invalid %s value %q: want a multiaddr ending in /p2p/<peer id> (%v)", name, s, err)
+	}
+	return ai, nil
+}
+
+func parsePrefixes(name string, vals []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(vals))
+	for _, v := range vals {
+		p, err := filters.ParsePrefix(v)
+		if err != nil {
+			return nil, usagef("invalid %s value %q: %v", name, v, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func describe(flagName, source string) string {
+	if source == "" {
+		return "--" + flagName
+	}
+	return fmt.Sprintf("%q in %s", flagName, source)
+}
+
+func parsePeerID(name, s string) (peer.ID, error) {
+	id, err := peer.Decode(s)
+	if err != nil {
+		return "", usagef("invalid %s value %q: not a peer ID (%v)", name, s, err)
+	}
+	return id, nil
+}

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/p2pd/p2pd/api"
+)
+
+var eventsCmd = &command{
+	name:  "events",
+	args:  "[--json]",
+	short: "print the daemon's events live",
+	help: `Prints peers discovered, connected and disconnected, streams opened and closed (with
+byte counts) and listeners added and removed, as they happen, until interrupted. A reader
+that falls behind loses events and is told how many ("events_dropped").
+
+OUTPUT
+  One line per event: TIME TYPE DETAILS
+    peer_discovered    PEER via RENDEZVOUS
+    peer_connected     PEER ADDRESS...
+    peer_disconnected  PEER
+    stream_opened      ID PROTOCOL PEER
+    stream_closed      ID PROTOCOL PEER in=BYTES out=BYTES [error=REASON]
+    listener_added     KIND PROTOCOL LISTEN TARGET
+    listener_removed   KIND PROTOCOL LISTEN TARGET
+    events_dropped     N events lost
+  --json prints each event as one line of JSON: {"seq","time","type",...}
+
+EXAMPLES
+  p2pd events
+  p2pd events --json | jq -c 'select(.type == "stream_closed")'`,
+	run: func(ctx context.Context, e *env, c *command, args []string) error {
+		fs := newFlagSet(e, c)
+		cf := addClientFlags(fs)
+		pos, err := parseArgs(e, c, fs, args)
+		if err != nil {
+			return err
+		}
+		if err := wantArgs(pos); err != nil {
+			return err
+		}
+		cl, err := cf.client()
+		if err != nil {
+			return err
+		}
+		es, err := cl.Events(ctx)
+		if err != nil {
+			return explain(err)
+		}
+		defer es.Close()
+		for {
+			ev, err := es.Next()
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil // interrupted: a clean end
+				}
+				return fmt.Errorf("event stream ended: %w", explain(err))
+			}
+			if cf.json {
+				if err := printJSONLine(e.stdout, ev); err != nil {
+					return err
+				}
+				continue
+			}
+			if _, err := fmt.Fprintln(e.stdout, formatEvent(ev)); err != nil {
+				return err
+			}
+		}
+	},
+}
+
+// formatEvent renders one event as a line of text.
+func formatEvent(ev api.Event) string {
+	parts := []string{ev.Time.Local().Format(time.TimeOnly), ev.Type}
+	switch ev.Type {
+	case api.EventStreamOpened, api.EventStreamClosed:
+		if s := ev.Stream; s != nil {
+			parts = append(parts, fmt.Sprint(s.ID), s.Protocol, s.Peer)
+			if ev.Type == api.EventStreamClosed {
+				parts = append(parts, fmt.Sprintf("in=%d", s.BytesIn), fmt.Sprintf("out=%d", s.BytesOut))
+			}
+		}
+		if ev.Error != "" {
+			parts = append(parts, "error="+ev.Error)
+		}
+	case api.EventListenerAdded, api.EventListenerRemoved:
+		if l := ev.Listener; l != nil {
+			parts = append(parts, l.Kind, l.Protocol, l.ListenAddress, l.TargetAddress)
+		}
+	case api.EventDropped:
+		parts = append(parts, fmt.Sprintf("%d events lost (reading too slowly)", ev.Dropped))
+	case api.EventPeerDiscovered:
+		parts = append(parts, ev.Peer)
+		if ev.Rendezvous != "" {
+			parts = append(parts, "via", ev.Rendezvous)
+		}
+	case api.EventPeerConnected:
+		parts = append(parts, ev.Peer)
+		parts = append(parts, ev.Addresses...)
+	default:
+		if ev.Peer != "" {
+			parts = append(parts, ev.Peer)
+		}
+	}
+	return strings.Join(parts, " ")
+}

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/p2pd/p2pd/client"
+)
+
+// newFlagSet returns a flag set for c whose errors come back to us (no
+// printing, no exit) and whose --help prints c's help.
+func newFlagSet(e *env, c *command) *flag.FlagSet {
+	fs := flag.NewFlagSet("p2pd "+c.name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	return fs
+}
+
+// parseArgs parses flags anywhere among the arguments (flags after
+// positional arguments are common: `p2pd listen /x/a /ip4/... --foreground`)
+// and returns the positional arguments. "--" ends flag parsing.
+func parseArgs(e *env, c *command, fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				printHelp(e.stdout, c, fs)
+				return nil, flag.ErrHelp
+			}
+			return nil, usagef("%s", err)
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if len(args) > 0 && len(rest) < len(args) && args[len(args)-len(rest)-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// wantArgs checks the number of positional arguments.
+func wantArgs(pos []string, names ...string) error {
+	if len(pos) < len(names) {
+		return usagef("missing %s", strings.Join(names[len(pos):], " and "))
+	}
+	if len(pos) > len(names) {
+		return usagef("unexpected argument %q", pos[len(names)])
+	}
+	return nil
+}
+
+// listFlag is a repeatable flag whose values may also be comma-separated.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(s string) error {
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			*l = append(*l, v)
+		}
+	}
+	return nil
+}
+
+// clientFlags are the flags of every command that talks to a daemon.
+type clientFlags struct {
+	repo string
+	api  string
+	json bool
+}
+
+func addClientFlags(fs *flag.FlagSet) *clientFlags {
+	f := &clientFlags{}
+	fs.StringVar(&f.repo, "repo", "", "the node's repo `DIR` (default $P2PD_REPO or ~/.p2pd)")
+	fs.StringVar(&f.api, "api", "", "the daemon's API `MULTIADDR` (default: read from REPO/api)")
+	fs.BoolVar(&f.json, "json", false, "print JSON")
+	return f
+}
+
+// client builds the API client the flags describe.
+func (f *clientFlags) client() (client.Client, error) {
+	if f.api != "" {
+		if _, err := client.ParseAPIAddr(f.api); err != nil {
+			return nil, usagef("invalid --api value %q: want /ip4/HOST/tcp/PORT or /unix/PATH", f.api)
+		}
+	}
+	return client.NewDefaultClient(&client.Config{Repo: f.repo, APIAddr: f.api})
+}
+
+// printJSON prints v as indented JSON.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+
+// explain words common client errors with a next step.
+func explain(err error) error {
+	var ce *client.Error
+	if errors.As(err, &ce) && errors.Is(err, client.ErrUnauthorized) {
+		return fmt.Errorf("%s (check that --repo names the daemon's repo)", ce.Message)
+	}
+	return err
+}
+
+// printJSONLine prints v as one line of JSON.
+func printJSONLine(w io.Writer, v any) error {
+	return json.NewEncoder(w).Encode(v)
+}

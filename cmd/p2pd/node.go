@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/p2pd/p2pd/api"
+	"github.com/p2pd/p2pd/version"
+)
+
+var idCmd = &command{
+	name:  "id",
+	args:  "[--json]",
+	short: "show this node's peer ID, addresses and protocols",
+	help: `EXAMPLES
+  p2pd id
+  p2pd id --json | jq -r .id`,
+	run: func(ctx context.Context, e *env, c *command, args []string) error {
+		fs := newFlagSet(e, c)
+		cf := addClientFlags(fs)
+		pos, err := parseArgs(e, c, fs, args)
+		if err != nil {
+			return err
+		}
+		if err := wantArgs(pos); err != nil {
+			return err
+		}
+		cl, err := cf.client()
+		if err != nil {
+			return err
+		}
+		id, err := cl.ID(ctx)
+		if err != nil {
+			return explain(err)
+		}
+		if cf.json {
+			return printJSON(e.stdout, id)
+		}
+		fmt.Fprintf(e.stdout, "peer id: %s\nagent: %s\naddresses:\n", id.ID, id.AgentVersion)
+		for _, a := range id.Addresses {
+			fmt.Fprintf(e.stdout, "  %s\n", a)
+		}
+		fmt.Fprintln(e.stdout, "protocols:")
+		for _, p := range id.Protocols {
+			fmt.Fprintf(e.stdout, "  %s\n", p)
+		}
+		return nil
+	},
+}
+
+var peersCmd = &command{
+	name:  "peers",
+	args:  "[--json]",
+	short: "list connected peers",
+	help: `OUTPUT
+  One line per peer: ID ADDRESS DIRECTION LATENCY
+
+EXAMPLES
+  p2pd peers
+  p2pd peers --json`,
+	run: func(ctx context.Context, e *env, c *command, args []string) error {
+		fs := newFlagSet(e, c)
+		cf := addClientFlags(fs)
+		pos, err := parseArgs(e, c, fs, args)
+		if err != nil {
+			return err
+		}
+		if err := wantArgs(pos); err != nil {
+			return err
+		}
+		cl, err := cf.client()
+		if err != nil {
+			return err
+		}
+		peers, err := cl.Peers(ctx)
+		if err != nil {
+			return explain(err)
+		}
+		if cf.json {
+			return printJSON(e.stdout, peers)
+		}
+		for _, p := range peers {
+			fmt.Fprintf(e.stdout, "%s %s %s %.1fms\n", p.ID, p.Address, p.Direction, p.LatencyMS)
+		}
+		return nil
+	},
+}
+
+var connectCmd = &command{
+	name:  "connect",
+	args:  "[--json] MULTIADDR/p2p/ID",
+	short: "connect to a peer",
+	help: `ARGUMENTS
+  MULTIADDR/p2p/ID  the peer's address and ID, e.g. /ip4/192.0.2.7/tcp/4001/p2p/12D3KooW...
+
+EXAMPLES
+  p2pd connect /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW...`,
+	run: func(ctx context.Context, e *env, c *command, args []string) error {
+		fs := newFlagSet(e, c)
+		cf := addClientFlags(fs)
+		pos, err := parseArgs(e, c, fs, args)
+		if err != nil {
+			return err
+		}
+		if err := wantArgs(pos, "MULTIADDR/p2p/ID"); err != nil {
+			return err
+		}
+		if err := checkP2PAddr("MULTIADDR", pos[0]); err != nil {
+			return err
+		}
+		cl, err := cf.client()
+		if err != nil {
+			return err
+		}
+		res, err := cl.Connect(ctx, pos[0])
+		if err != nil {
+			return explain(err)
+		}
+		if cf.json {
+			return printJSON(e.stdout, res)
+		}
+		fmt.Fprintf(e.stdout, "connected to %s\n", res.ID)
+		return nil
+	},
+}
+
+var findCmd = &command{
+	name:  "find",
+	args:  "[--timeout D] [--json] STRING",
+	short: "find peers advertising a rendezvous string",
+	help: `ARGUMENTS
+  STRING  the rendezvous string peers advertise with ` + "`p2pd daemon --rendezvous STRING`" + `
+
+The search ends as soon as peers are found, or after --timeout (then the list is empty).
+
+OUTPUT
+  One line per peer: ID ADDRESS...
+
+EXAMPLES
+  p2pd find my-team --timeout 30s
+  p2pd find my-team --json`,
+	run: func(ctx context.Context, e *env, c *command, args []string) error {
+		fs := newFlagSet(e, c)
+		cf := addClientFlags(fs)
+		timeout := fs.Duration("timeout", 10*time.Second, "how long to search")
+		pos, err := parseArgs(e, c, fs, args)
+		if err != nil {
+			return err
+		}
+		if err := wantArgs(pos, "STRING"); err != nil {
+			return err
+		}
+		if *timeout <= 0 {
+			return usagef("invalid --timeout value %s: must be positive", *timeout)
+		}
+		cl, err := cf.client()
+		if err != nil {
+			return err
+		}
+		found, err := cl.Find(ctx, pos[0], *timeout)
+		if err != nil {
+			return explain(err)
+		}
+		if cf.json {
+			return printJSON(e.stdout, found)
+		}
+		for _, p := range found {
+			fmt.Fprintf(e.stdout, "%s %s\n", p.ID, strings.Join(p.Addresses, " "))
+		}
+		return nil
+	},
+}
+
+var versionCmd = &command{
+	name:  "version",
+	args:  "[--json]",
+	short: "print the version of p2pd",
+	run: func(ctx context.Context, e *env, c *command, args []string) error {
+		fs := newFlagSet(e, c)
+		asJSON := fs.Bool("json", false, "print JSON")
+		pos, err := parseArgs(e, c, fs, args)
+		if err != nil {
+			return err
+		}
+		if err := wantArgs(pos); err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(e.stdout, map[string]string{"version": version.Version, "api": api.Prefix})
+		}
+		fmt.Fprintf(e.stdout, "p2pd %s\n", version.Version)
+		return nil
+	},
+}

@@ -1,0 +1,348 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/p2pd/p2pd/api"
+	"github.com/p2pd/p2pd/client"
+)
+
+var listenCmd = &command{
+	name:  "listen",
+	args:  "[flags] PROTOCOL TARGET",
+	short: "serve a libp2p protocol by dialling a local TCP service",
+	help: `ARGUMENTS
+  PROTOCOL  the libp2p protocol to serve, within /x/ (e.g. /x/ssh) unless --allow-custom-protocol
+  TARGET    the local service, a TCP multiaddr such as /ip4/127.0.0.1/tcp/22 (port 0 is refused)
+
+Every inbound stream of PROTOCOL becomes a TCP connection to TARGET. One listen per protocol.
+
+OUTPUT
+  PROTOCOL LISTEN TARGET   (LISTEN is /p2p/<this node's id>)
+
+EXAMPLES
+  p2pd listen /x/ssh /ip4/127.0.0.1/tcp/22
+  p2pd listen /x/web /ip4/127.0.0.1/tcp/8080 --allow-peer 12D3KooW... --report-peer-id
+  p2pd listen /x/tmp /ip4/127.0.0.1/tcp/9000 --foreground   # removed when this command ends`,
+	run: func(ctx context.Context, e *env, c *command, args []string) error {
+		fs := newFlagSet(e, c)
+		cf := addClientFlags(fs)
+		custom := fs.Bool("allow-custom-protocol", false, "allow a PROTOCOL outside /x/")
+		report := fs.Bool("report-peer-id", false, "send `<peer id>\\n` to TARGET before the stream's bytes")
+		var allow listFlag
+		fs.Var(&allow, "allow-peer", "only this peer `ID` may open the service (repeatable)")
+		fg := fs.Bool("foreground", false, "keep the listener only while this command runs")
+		pos, err := parseArgs(e, c, fs, args)
+		if err != nil {
+			return err
+		}
+		if err := wantArgs(pos, "PROTOCOL", "TARGET"); err != nil {
+			return err
+		}
+		if _, err := parseMultiaddr("TARGET", pos[1]); err != nil {
+			return err
+		}
+		for _, p := range allow {
+			if _, err := parsePeerID("--allow-peer", p); err != nil {
+				return err
+			}
+		}
+		cl, err := cf.client()
+		if err != nil {
+			return err
+		}
+		req := api.ListenRequest{Protocol: pos[0], Target: pos[1], AllowCustomProtocol: *custom,
+			ReportPeerID: *report, AllowPeers: allow}
+		if *fg {
+			t, err := cl.ListenForeground(ctx, req)
+			if err != nil {
+				return explain(err)
+			}
+			return holdTunnel(ctx, e, cf, t)
+		}
+		l, err := cl.Listen(ctx, req)
+		if err != nil {
+			return explain(err)
+		}
+		return printListener(e, cf, l)
+	},
+}
+
+var forwardCmd = &command{
+	name:  "forward",
+	args:  "[flags] PROTOCOL LISTEN TARGET",
+	short: "open a local TCP port whose connections become streams to a peer",
+	help: `ARGUMENTS
+  PROTOCOL  the protocol the remote peer serves (its ` + "`p2pd listen`" + `), within /x/ unless --allow-custom-protocol
+  LISTEN    the local TCP multiaddr to listen on, e.g. /ip4/127.0.0.1/tcp/2222 (port 0 picks a free port)
+  TARGET    the peer: /p2p/<peer id>, or ADDR/p2p/<peer id> to also give its address
+
+A peer with no known address is looked up in the DHT.
+
+OUTPUT
+  PROTOCOL LISTEN TARGET   (LISTEN with the port really bound)
+
+EXAMPLES
+  p2pd forward /x/ssh /ip4/127.0.0.1/tcp/2222 /p2p/12D3KooW...
+  p2pd forward /x/web /ip4/127.0.0.1/tcp/0 /ip4/192.0.2.7/tcp/4001/p2p/12D3KooW... --json`,
+	run: func(ctx context.Context, e *env, c *command, args []string) error {
+		fs := newFlagSet(e, c)
+		cf := addClientFlags(fs)
+		custom := fs.Bool("allow-custom-protocol", false, "allow a PROTOCOL outside /x/")
+		fg := fs.Bool("foreground", false, "keep the forward only while this command runs")
+		pos, err := parseArgs(e, c, fs, args)
+		if err != nil {
+			return err
+		}
+		if err := wantArgs(pos, "PROTOCOL", "LISTEN", "TARGET"); err != nil {
+			return err
+		}
+		if _, err := parseMultiaddr("LISTEN", pos[1]); err != nil {
+			return err
+		}
+		if err := checkP2PAddr("TARGET", pos[2]); err != nil {
+			return err
+		}
+		cl, err := cf.client()
+		if err != nil {
+			return err
+		}
+		req := api.ForwardRequest{Protocol: pos[0], Listen: pos[1], Target: pos[2], AllowCustomProtocol: *custom}
+		if *fg {
+			t, err := cl.ForwardForeground(ctx, req)
+			if err != nil {
+				return explain(err)
+			}
+			return holdTunnel(ctx, e, cf, t)
+		}
+		l, err := cl.Forward(ctx, req)
+		if err != nil {
+			return explain(err)
+		}
+		return printListener(e, cf, l)
+	},
+}
+
+// holdTunnel prints a foreground tunnel and keeps it until a signal (exit
+// 0) or until the daemon ends it (an error).
+func holdTunnel(ctx context.Context, e *env, cf *clientFlags, t *client.Tunnel) error {
+	if err := printListener(e, cf, &t.Listener); err != nil {
+		t.Close()
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		return t.Close()
+	case <-t.Done():
+		if err := t.Err(); err != nil {
+			return err
+		}
+		return nil
+	}
+}
+
+func printListener(e *env, cf *clientFlags, l *api.Listener) error {
+	if cf.json {
+		return printJSON(e.stdout, l)
+	}
+	fmt.Fprintf(e.stdout, "%s %s %s\n", l.Protocol, l.ListenAddress, l.TargetAddress)
+	return nil
+}
+
+var lsCmd = &command{
+	name:  "ls",
+	args:  "[--json]",
+	short: "list listeners: forwards first, then listens",
+	help: `OUTPUT
+  One line per listener: PROTOCOL LISTEN TARGET; a forward whose last dial failed shows why
+  on the next line, indented.
+
+EXAMPLES
+  p2pd ls
+  p2pd ls --json`,
+	run: func(ctx context.Context, e *env, c *command, args []string) error {
+		fs := newFlagSet(e, c)
+		cf := addClientFlags(fs)
+		pos, err := parseArgs(e, c, fs, args)
+		if err != nil {
+			return err
+		}
+		if err := wantArgs(pos); err != nil {
+			return err
+		}
+		cl, err := cf.client()
+		if err != nil {
+			return err
+		}
+		ls, err := cl.Listeners(ctx)
+		if err != nil {
+			return explain(err)
+		}
+		if cf.json {
+			return printJSON(e.stdout, ls)
+		}
+		for _, l := range ls {
+			fmt.Fprintf(e.stdout, "%s %s %s\n", l.Protocol, l.ListenAddress, l.TargetAddress)
+			if l.LastError != "" {
+				fmt.Fprintf(e.stdout, "  last error: %s\n", l.LastError)
+			}
+		}
+		return nil
+	},
+}
+
+var closeCmd = &command{
+	name:  "close",
+	args:  "-a | [-p PROTOCOL] [-l LISTEN] [-t TARGET]",
+	short: "close listeners and forwards",
+	help: `Filters AND together; -a closes everything and takes no other filter. Open streams are
+not ended (see ` + "`p2pd streams close`" + `). Prints how many were closed.
+
+EXAMPLES
+  p2pd close -p /x/ssh
+  p2pd close -l /ip4/127.0.0.1/tcp/2222
+  p2pd close -a`,
+	run: func(ctx context.Context, e *env, c *command, args []string) error {
+		fs := newFlagSet(e, c)
+		cf := addClientFlags(fs)
+		var req api.CloseRequest
+		fs.BoolVar(&req.All, "a", false, "close all listeners")
+		fs.BoolVar(&req.All, "all", false, "close all listeners")
+		fs.StringVar(&req.Protocol, "p", "", "match `PROTOCOL`")
+		fs.StringVar(&req.Protocol, "protocol", "", "match `PROTOCOL`")
+		fs.StringVar(&req.ListenAddress, "l", "", "match `LISTEN` address")
+		fs.StringVar(&req.ListenAddress, "listen-address", "", "match `LISTEN` address")
+		fs.StringVar(&req.TargetAddress, "t", "", "match `TARGET` address")
+		fs.StringVar(&req.TargetAddress, "target-address", "", "match `TARGET` address")
+		pos, err := parseArgs(e, c, fs, args)
+		if err != nil {
+			return err
+		}
+		if err := wantArgs(pos); err != nil {
+			return err
+		}
+		filters := req.Protocol != "" || req.ListenAddress != "" || req.TargetAddress != ""
+		switch {
+		case !req.All && !filters:
+			return usagef("no matching options given")
+		case req.All && filters:
+			return usagef("can't combine --all with other matching options")
+		}
+		if req.ListenAddress != "" {
+			if _, err := parseMultiaddr("-l", req.ListenAddress); err != nil {
+				return err
+			}
+		}
+		if req.TargetAddress != "" {
+			if _, err := parseMultiaddr("-t", req.TargetAddress); err != nil {
+				return err
+			}
+		}
+		cl, err := cf.client()
+		if err != nil {
+			return err
+		}
+		n, err := cl.Close(ctx, req)
+		if err != nil {
+			return explain(err)
+		}
+		if cf.json {
+			return printJSON(e.stdout, api.CloseResponse{Closed: n})
+		}
+		fmt.Fprintln(e.stdout, n)
+		return nil
+	},
+}
+
+var streamsCmd = &command{
+	name:  "streams",
+	args:  "[--json] | close ID | close -a",
+	short: "list open bridged streams, or reset them",
+	help: `OUTPUT
+  One line per stream: ID PROTOCOL ORIGIN TARGET
+
+  ` + "`p2pd streams close ID`" + ` resets one stream, ` + "`p2pd streams close -a`" + ` all of them: both TCP ends
+  see a reset. Prints how many were closed.
+
+EXAMPLES
+  p2pd streams
+  p2pd streams close 3
+  p2pd streams close -a --json`,
+	run: func(ctx context.Context, e *env, c *command, args []string) error {
+		if len(args) > 0 && args[0] == "close" {
+			return streamsClose(ctx, e, c, args[1:])
+		}
+		fs := newFlagSet(e, c)
+		cf := addClientFlags(fs)
+		pos, err := parseArgs(e, c, fs, args)
+		if err != nil {
+			return err
+		}
+		if err := wantArgs(pos); err != nil {
+			return err
+		}
+		cl, err := cf.client()
+		if err != nil {
+			return err
+		}
+		ss, err := cl.Streams(ctx)
+		if err != nil {
+			return explain(err)
+		}
+		if cf.json {
+			return printJSON(e.stdout, ss)
+		}
+		for _, s := range ss {
+			fmt.Fprintf(e.stdout, "%d %s %s %s\n", s.ID, s.Protocol, s.OriginAddress, s.TargetAddress)
+		}
+		return nil
+	},
+}
+
+func streamsClose(ctx context.Context, e *env, c *command, args []string) error {
+	fs := newFlagSet(e, c)
+	cf := addClientFlags(fs)
+	var all bool
+	fs.BoolVar(&all, "a", false, "reset all streams")
+	fs.BoolVar(&all, "all", false, "reset all streams")
+	pos, err := parseArgs(e, c, fs, args)
+	if err != nil {
+		return err
+	}
+	var req api.StreamCloseRequest
+	switch {
+	case len(pos) == 0 && !all:
+		return usagef("no id specified")
+	case len(pos) > 0 && all:
+		return usagef("give a stream ID or -a, not both")
+	case len(pos) > 1:
+		return usagef("unexpected argument %q", pos[1])
+	case all:
+		req.All = true
+	default:
+		id, err := strconv.ParseUint(pos[0], 10, 64)
+		if err != nil {
+			return usagef("invalid stream ID %q: want a number from `p2pd streams`", pos[0])
+		}
+		req.ID = &id
+	}
+	cl, err := cf.client()
+	if err != nil {
+		return err
+	}
+	n, err := cl.CloseStreams(ctx, req)
+	if err != nil {
+		if errors.Is(err, client.ErrNotFound) {
+			return fmt.Errorf("%w", err)
+		}
+		return explain(err)
+	}
+	if cf.json {
+		return printJSON(e.stdout, api.CloseResponse{Closed: n})
+	}
+	fmt.Fprintln(e.stdout, n)
+	return nil
+}

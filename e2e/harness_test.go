@@ -1,0 +1,260 @@
+// Package e2e runs the built p2pd binary as separate processes on
+// 127.0.0.1 and checks what users see: readiness lines, CLI output and exit
+// codes, tunnels carrying real TCP services. Every test cleans up its
+// processes; ports are always picked by the kernel.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// bin is the p2pd binary built once for the whole package.
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "p2pd-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bin = filepath.Join(dir, "p2pd")
+	build := exec.Command("go", "build", "-o", bin, "../cmd/p2pd")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building p2pd:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// node is one running `p2pd daemon` process.
+type node struct {
+	t     testing.TB
+	repo  string
+	args  []string
+	cmd   *exec.Cmd
+	id    string
+	addrs []string // listening on: lines, with /p2p/<id>
+	api   string
+	out   *lockedBuffer // everything after the readiness lines
+	errb  *lockedBuffer
+	done  chan struct{}
+	exit  error
+}
+
+// lockedBuffer is a bytes.Buffer safe for a writer goroutine and readers.
+type lockedBuffer struct {
+	mu  sync.Mutex // guards buf
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// baseArgs are the flags every test daemon gets unless the test overrides
+// them: loopback only, kernel-picked ports, no LAN or public network.
+func baseArgs(repo string) []string {
+	return []string{"daemon", "--repo", repo,
+		"--listen", "/ip4/127.0.0.1/tcp/0",
+		"--api", "/ip4/127.0.0.1/tcp/0",
+		"--mdns=false"}
+}
+
+// startDaemon starts a daemon with a new repo and extra flags and waits
+// until it prints its readiness lines.
+func startDaemon(t testing.TB, extra ...string) *node {
+	t.Helper()
+	n := &node{t: t, repo: t.TempDir()}
+	n.args = append(baseArgs(n.repo), extra...)
+	n.start()
+	return n
+}
+
+func (n *node) start() {
+	t := n.t
+	t.Helper()
+	cmd := exec.Command(bin, n.args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Env = append(os.Environ(), "GOLOG_LOG_LEVEL=error,p2pd/daemon=info")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.errb = &lockedBuffer{}
+	n.out = &lockedBuffer{}
+	cmd.Stderr = n.errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	n.cmd = cmd
+	n.done = make(chan struct{})
+	ready := make(chan error, 1)
+	n.addrs = nil
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		gotAPI := false
+		for sc.Scan() {
+			line := sc.Text()
+			if gotAPI {
+				n.out.Write([]byte(line + "\n"))
+				continue
+			}
+			switch {
+			case strings.HasPrefix(line, "peer id: "):
+				n.id = strings.TrimPrefix(line, "peer id: ")
+			case strings.HasPrefix(line, "listening on: "):
+				n.addrs = append(n.addrs, strings.TrimPrefix(line, "listening on: "))
+			case strings.HasPrefix(line, "api: "):
+				n.api = strings.TrimPrefix(line, "api: ")
+				gotAPI = true
+				ready <- nil
+			}
+		}
+		if !gotAPI {
+			ready <- fmt.Errorf("daemon exited before it was ready")
+		}
+		io.Copy(io.Discard, stdout)
+	}()
+	go func() {
+		n.exit = cmd.Wait()
+		close(n.done)
+	}()
+	t.Cleanup(n.kill)
+	select {
+	case err := <-ready:
+		if err != nil {
+			<-n.done
+			t.Fatalf("%v: %v\nstderr:\n%s", n.args, err, n.errb.String())
+		}
+	case <-time.After(60 * time.Second):
+		n.kill()
+		t.Fatalf("daemon not ready after 60s\nstderr:\n%s", n.errb.String())
+	}
+}
+
+// kill ends the daemon's whole process group at once (SIGKILL).
+func (n *node) kill() {
+	if n.cmd == nil || n.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-n.done:
+		return
+	default:
+	}
+	syscall.Kill(-n.cmd.Process.Pid, syscall.SIGKILL)
+	<-n.done
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (n *node) stop() error {
+	n.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-n.done:
+		return n.exit
+	case <-time.After(30 * time.Second):
+		n.kill()
+		return fmt.Errorf("daemon did not stop within 30s after SIGTERM")
+	}
+}
+
+// restart starts the daemon again on the same repo with the same flags.
+func (n *node) restart() {
+	n.kill()
+	n.start()
+}
+
+// addr is the daemon's first libp2p address, with /p2p/<id>.
+func (n *node) addr() string {
+	if len(n.addrs) == 0 {
+		n.t.Fatalf("daemon has no listen address")
+	}
+	return n.addrs[0]
+}
+
+// result is what a CLI command did.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+}
+
+// p2pd runs the CLI with args and returns what it did.
+func p2pd(t testing.TB, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			t.Fatalf("running p2pd %v: %v", args, err)
+		}
+		code = ee.ExitCode()
+	}
+	return result{stdout: out.String(), stderr: errb.String(), code: code}
+}
+
+// cli runs a CLI command against this daemon (through its repo).
+func (n *node) cli(args ...string) result {
+	n.t.Helper()
+	return p2pd(n.t, append(args, "--repo", n.repo)...)
+}
+
+// mustJSON runs a CLI command with --json, requires exit 0 and decodes it.
+func (n *node) mustJSON(v any, args ...string) {
+	n.t.Helper()
+	r := n.cli(append(args, "--json")...)
+	if r.code != 0 {
+		n.t.Fatalf("p2pd %v: %s", args, r)
+	}
+	if err := json.Unmarshal([]byte(r.stdout), v); err != nil {
+		n.t.Fatalf("p2pd %v: decoding %q: %v", args, r.stdout, err)
+	}
+}
+
+// eventually polls f until it returns nil or the deadline passes.
+func eventually(t testing.TB, timeout time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = f(); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("still failing after %s: %v", timeout, err)
+}

@@ -1,0 +1,58 @@
+package listeners
+
+import "errors"
+
+// Errors returned by the Registry. Callers test for them with errors.Is; some
+// are returned wrapped with the offending value. The first five are returned
+// bare: their texts are what the user sees, worded as SPEC.md and kubo's
+// `ipfs p2p` word them.
+var (
+	// ErrProtocolNamespace is returned by Forward and Listen when the
+	// protocol does not start with "/x/" and AllowCustomProtocol is false.
+	ErrProtocolNamespace = errors.New("protocol name must be within '/x/' namespace")
+
+	// ErrListenerExists is returned by Listen when the registry already
+	// holds a listen entry for the protocol (one listen per protocol).
+	ErrListenerExists = errors.New("listener already registered")
+
+	// ErrPortZero is returned by Listen when the TCP target has port 0: a
+	// listen must dial a real service.
+	ErrPortZero = errors.New("port can not be 0")
+
+	// ErrNoMatch is returned by Close when the Match sets no filter at all.
+	ErrNoMatch = errors.New("no matching options given")
+
+	// ErrAllWithFilter is returned by Close when Match.All is combined with
+	// another filter.
+	ErrAllWithFilter = errors.New("can't combine --all with other matching options")
+
+	// ErrProtocolServed is returned by Forward and Listen when the node
+	// itself already serves the protocol (a handler set by anything other
+	// than this registry, such as identify, ping or the DHT).
+	ErrProtocolServed = errors.New("protocol is already served by this node")
+
+	// ErrEmptyProtocol is returned by Forward and Listen when no protocol is
+	// given.
+	ErrEmptyProtocol = errors.New("protocol is empty")
+
+	// ErrInvalidTarget is returned by Forward when the target does not end
+	// with /p2p/<peer id>, and by Listen when the target is not a TCP or unix
+	// address.
+	ErrInvalidTarget = errors.New("invalid target address")
+
+	// ErrInvalidListen is returned by Forward when the listen address is not
+	// a TCP or unix address.
+	ErrInvalidListen = errors.New("invalid listen address")
+
+	// ErrSelfTarget is returned by Forward when the target is this node
+	// itself: a libp2p host can not open a stream to itself.
+	ErrSelfTarget = errors.New("can not forward to this node itself")
+
+	// ErrNoAddresses is recorded (wrapped) as a forward's last error when the
+	// target peer has no known address and no PeerFinder is configured or
+	// the PeerFinder found none.
+	ErrNoAddresses = errors.New("no known addresses for peer")
+
+	// ErrClosed is returned by Forward and Listen after Shutdown.
+	ErrClosed = errors.New("listener registry is shut down")
+)

@@ -1,0 +1,74 @@
+package repo
+
+import (
+	"errors"
+	"io/fs"
+)
+
+// Config is the daemon's settings as stored in config.json. Every `p2pd
+// daemon` flag has a field here; a flag given on the command line wins over
+// the file.
+type Config struct {
+	// Listen are the libp2p listen multiaddrs.
+	Listen []string `json:"listen"`
+	// Bootstrap are the DHT bootstrap peers; ["none"] for none, empty for
+	// the public libp2p list.
+	Bootstrap []string `json:"bootstrap"`
+	// Rendezvous strings this node advertises itself under.
+	Rendezvous []string `json:"rendezvous"`
+	// DHT is the DHT mode: auto, server, client or off.
+	DHT string `json:"dht"`
+	// DHTPrefix is the DHT protocol prefix; "/ipfs" is the public network.
+	DHTPrefix string `json:"dht_prefix"`
+	// Deny and Allow are the address filters (CIDRs).
+	Deny  []string `json:"deny"`
+	Allow []string `json:"allow"`
+	// API is the control API multiaddr.
+	API string `json:"api"`
+	// MDNS turns LAN discovery on.
+	MDNS bool `json:"mdns"`
+	// TrustedNetworks are CIDRs whose peers are exempt from the per-IP
+	// connection limits (many nodes behind one address).
+	TrustedNetworks []string `json:"trusted_networks,omitempty"`
+	// DialTimeout bounds a forward's dial of its target peer, e.g. "30s".
+	DialTimeout string `json:"dial_timeout,omitempty"`
+}
+
+// DefaultListen are the listen addresses of a daemon started with no
+// --listen flag and no config.
+var DefaultListen = []string{
+	"/ip4/0.0.0.0/tcp/4001",
+	"/ip4/0.0.0.0/udp/4001/quic-v1",
+	"/ip6/::/tcp/4001",
+	"/ip6/::/udp/4001/quic-v1",
+}
+
+// DefaultConfig is what `p2pd init` writes.
+func DefaultConfig() Config {
+	return Config{
+		Listen:     append([]string(nil), DefaultListen...),
+		Bootstrap:  []string{},
+		Rendezvous: []string{},
+		DHT:        "auto",
+		DHTPrefix:  "/ipfs",
+		Deny:       []string{},
+		Allow:      []string{},
+		API:        "/ip4/127.0.0.1/tcp/5055",
+		MDNS:       true,
+	}
+}
+
+// Config reads config.json; a missing file yields DefaultConfig.
+func (r *Repo) Config() (Config, error) {
+	c := DefaultConfig()
+	if err := r.ReadJSON(ConfigFile, &c); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return DefaultConfig(), nil
+		}
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// SaveConfig writes config.json atomically.
+func (r *Repo) SaveConfig(c Config) error { return r.WriteJSON(ConfigFile, c) }

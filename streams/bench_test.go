@@ -1,0 +1,165 @@
+package streams
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"runtime"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+)
+
+// benchPair is one bridged stream: app is the local application's end of
+// the TCP connection, remote the peer's end of the libp2p stream.
+type benchPair struct {
+	app    *net.TCPConn
+	remote network.Stream
+	stop   func()
+}
+
+type bridgeFunc func(s network.Stream, c net.Conn) (stop func())
+
+// registryBridge bridges with a Registry built from opts.
+func registryBridge(opts ...Option) bridgeFunc {
+	return func(s network.Stream, c net.Conn) func() {
+		r := NewRegistry(opts...)
+		if _, err := r.Bridge(s, c, nil, nil); err != nil {
+			panic(err)
+		}
+		return func() { _ = r.Close() }
+	}
+}
+
+// naiveBridge is the simplest bridge, for comparison: io.CopyBuffer each way
+// with a 32 KiB buffer held for the life of the connection.
+func naiveBridge(s network.Stream, c net.Conn) func() {
+	done := make(chan struct{}, 2)
+	go func() {
+		_, _ = io.CopyBuffer(s, c, make([]byte, 32<<10))
+		_ = s.CloseWrite()
+		done <- struct{}{}
+	}()
+	go func() {
+		_, _ = io.CopyBuffer(c, s, make([]byte, 32<<10))
+		_ = c.(*net.TCPConn).CloseWrite()
+		done <- struct{}{}
+	}()
+	return func() {
+		_ = s.Reset()
+		_ = c.Close()
+		<-done
+		<-done
+	}
+}
+
+func newBenchPair(b *testing.B, ha host.Host, hb host.Host, fromB <-chan network.Stream, bridge bridgeFunc) *benchPair {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := ha.NewStream(ctx, hb.ID(), testProto)
+	if err != nil {
+		b.Fatal(err)
+	}
+	local, app := tcpPair(b)
+	stop := bridge(s, local)
+	// One byte through the bridge makes B accept the (lazy) stream.
+	if _, err := app.Write([]byte{1}); err != nil {
+		b.Fatal(err)
+	}
+	remote := <-fromB
+	if _, err := io.ReadFull(remote, make([]byte, 1)); err != nil {
+		b.Fatal(err)
+	}
+	return &benchPair{app: app, remote: remote, stop: func() {
+		_ = app.Close()
+		_ = remote.Reset()
+		stop()
+	}}
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkBridge measures one bridged stream, TCP <-> libp2p stream (TLS,
+// yamux, loopback) per buffer size and direction. An op is 1 MiB. Besides
+// MB/s it reports process allocations per MiB and CPU seconds per GiB (both
+// hosts and the bridge live in this process).
+func BenchmarkBridge(b *testing.B) {
+	ha, hb := newHost(b), newHost(b)
+	defer hb.Close()
+	defer ha.Close()
+	fromB := make(chan network.Stream, 1)
+	hb.SetStreamHandler(testProto, func(s network.Stream) { fromB <- s })
+	connectHosts(b, ha, hb)
+
+	chunk := make([]byte, 1<<20)
+	_, _ = rand.NewChaCha8([32]byte{}).Read(chunk)
+
+	variants := []struct {
+		name   string
+		bridge bridgeFunc
+	}{
+		{"naive-32KiB", naiveBridge},
+		{"plain-128KiB", registryBridge(withPlainRead(), WithBufferSize(128<<10))},
+	}
+	for _, kib := range []int{32, 64, 128, 256, 512, 1024} {
+		variants = append(variants, struct {
+			name   string
+			bridge bridgeFunc
+		}{fmt.Sprintf("buf-%dKiB", kib), registryBridge(WithBufferSize(kib << 10))})
+	}
+	for _, v := range variants {
+		for _, dir := range []string{"up", "down"} {
+			b.Run(v.name+"/"+dir, func(b *testing.B) {
+				p := newBenchPair(b, ha, hb, fromB, v.bridge)
+				defer p.stop()
+				var w io.Writer = p.app
+				var r io.Reader = p.remote
+				if dir == "down" {
+					w, r = p.remote, p.app
+				}
+				b.SetBytes(1 << 20)
+				var before, after runtime.MemStats
+				runtime.ReadMemStats(&before)
+				cpu0 := cpuTime()
+				b.ResetTimer()
+
+				werr := make(chan error, 1)
+				go func() {
+					for range b.N {
+						if _, err := w.Write(chunk); err != nil {
+							werr <- err
+							return
+						}
+					}
+					werr <- nil
+				}()
+				buf := make([]byte, 256<<10)
+				for left := int64(b.N) << 20; left > 0; {
+					n, err := r.Read(buf[:min(int64(len(buf)), left)])
+					left -= int64(n)
+					if err != nil {
+						b.Fatalf("read: %v", err)
+					}
+				}
+				if err := <-werr; err != nil {
+					b.Fatalf("write: %v", err)
+				}
+
+				b.StopTimer()
+				cpu := cpuTime() - cpu0
+				runtime.ReadMemStats(&after)
+				b.ReportMetric(float64(after.Mallocs-before.Mallocs)/float64(b.N), "allocs/MiB")
+				b.ReportMetric(cpu.Seconds()/float64(b.N)*1024, "cpu-s/GiB")
+			})
+		}
+	}
+}

@@ -1,0 +1,122 @@
+package streams
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/libp2p/go-libp2p/core/connmgr"
+)
+
+const (
+	// DefaultBufferSize is the size of the pooled copy buffers. It was chosen
+	// with BenchmarkBridge (see bench_test.go).
+	DefaultBufferSize = 128 << 10
+
+	// DefaultProtectTag is the connection-manager tag under which a peer is
+	// protected while it has open bridged streams.
+	DefaultProtectTag = "p2pd-streams"
+
+	minBufferSize = 4 << 10
+	maxBufferSize = 16 << 20
+)
+
+// config holds the settings of a Registry. Its zero value is not used; see
+// defaultConfig.
+type config struct {
+	cm         connmgr.ConnManager
+	protectTag string
+	onOpen     func(Info)
+	onClose    func(Info, error)
+	bufSize    int
+	// plainRead disables the readiness-based read of TCP and Unix
+	// connections, so that every direction reads through net.Conn.Read. It
+	// exists for benchmarks.
+	plainRead bool
+}
+
+func defaultConfig() config {
+	return config{
+		protectTag: DefaultProtectTag,
+		bufSize:    DefaultBufferSize,
+	}
+}
+
+// Option configures a Registry. Options check their own arguments and make
+// NewRegistry panic (or New fail) when given something invalid.
+type Option func(*config) error
+
+// WithConnManager makes the registry protect a peer in cm while it has at
+// least one open bridged stream, so that connection trimming does not cut a
+// live tunnel. libp2p's Protect is not counted, so the registry counts streams
+// per peer itself and unprotects the peer when its last stream ends.
+func WithConnManager(cm connmgr.ConnManager) Option {
+	return func(c *config) error {
+		if cm == nil {
+			return errors.New("connection manager is nil")
+		}
+		c.cm = cm
+		return nil
+	}
+}
+
+// WithProtectTag sets the tag used with WithConnManager. The default is
+// DefaultProtectTag.
+func WithProtectTag(tag string) Option {
+	return func(c *config) error {
+		if tag == "" {
+			return errors.New("protect tag is empty")
+		}
+		c.protectTag = tag
+		return nil
+	}
+}
+
+// WithOnOpen registers a function called once for every stream the registry
+// accepts, before any byte is copied. It runs in the goroutine that called
+// Bridge and must not block for long.
+func WithOnOpen(f func(Info)) Option {
+	return func(c *config) error {
+		if f == nil {
+			return errors.New("open hook is nil")
+		}
+		c.onOpen = f
+		return nil
+	}
+}
+
+// WithOnClose registers a function called once for every stream when it has
+// ended, been removed from the registry and its peer unprotected. info holds
+// the final byte counts. err is nil when both directions ended with a clean
+// end of stream, and otherwise says why the stream was reset (ErrResetRequested,
+// ErrClosed, or the I/O error). It runs in a bridge goroutine and must not call
+// Registry.Close.
+func WithOnClose(f func(info Info, err error)) Option {
+	return func(c *config) error {
+		if f == nil {
+			return errors.New("close hook is nil")
+		}
+		c.onClose = f
+		return nil
+	}
+}
+
+// WithBufferSize sets the size in bytes of the pooled buffers used to copy
+// bulk data, between 4 KiB and 16 MiB. An idle direction holds no such
+// buffer. The default is DefaultBufferSize.
+func WithBufferSize(n int) Option {
+	return func(c *config) error {
+		if n < minBufferSize || n > maxBufferSize {
+			return fmt.Errorf("buffer size %d out of range [%d, %d]", n, minBufferSize, maxBufferSize)
+		}
+		c.bufSize = n
+		return nil
+	}
+}
+
+// withPlainRead makes every direction read through net.Conn.Read (benchmarks).
+func withPlainRead() Option {
+	return func(c *config) error {
+		c.plainRead = true
+		return nil
+	}
+}
