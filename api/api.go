@@ -27,6 +27,9 @@ const (
 	RouteStreamsClose = Prefix + "/streams/close"
 	RouteEvents       = Prefix + "/events"
 	RouteMetrics      = Prefix + "/metrics"
+	// RouteDebugPprof serves net/http/pprof's profiles
+	// (.../profile?seconds=N, .../heap, ...).
+	RouteDebugPprof = Prefix + "/debug/pprof"
 )
 
 // Files a daemon keeps in its repo that clients read to find and

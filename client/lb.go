@@ -55,6 +55,8 @@ type lbClient struct {
 	backends []*defaultClient
 	rr       atomic.Uint64 // the round-robin position
 
+	backoffMin, backoffMax time.Duration // lbBackoffMin and lbBackoffMax; tests change them
+
 	mu      sync.Mutex  // guards current, fails and until
 	current int         // the daemon Failover sticks to
 	fails   []int       // consecutive failures per daemon
@@ -107,6 +109,9 @@ func NewLBClient(strategy LBStrategy, cfgs []*Config, retries int) (Client, erro
 		retries:  retries,
 		fails:    make([]int, len(cfgs)),
 		until:    make([]time.Time, len(cfgs)),
+
+		backoffMin: lbBackoffMin,
+		backoffMax: lbBackoffMax,
 	}
 	for i, cfg := range cfgs {
 		if cfg == nil {
@@ -161,9 +166,9 @@ func (lb *lbClient) failed(i int) {
 	lb.mu.Lock()
 	defer lb.mu.Unlock()
 	lb.fails[i]++
-	backoff := lbBackoffMax
-	if shift := lb.fails[i] - 1; shift < 8 {
-		backoff = min(lbBackoffMin<<shift, lbBackoffMax)
+	backoff := lb.backoffMax
+	if shift := lb.fails[i] - 1; shift < 16 {
+		backoff = min(lb.backoffMin<<shift, lb.backoffMax)
 	}
 	lb.until[i] = time.Now().Add(backoff)
 	log.Debugw("daemon unreachable; backing off", "addr", lb.backends[i].describe(),
@@ -177,7 +182,7 @@ func retryable(err error, mutating bool) bool {
 	if !errors.As(err, &ue) {
 		return false
 	}
-	return !mutating || !ue.Sent
+	return true
 }
 
 // lbCall runs call on daemon after daemon until one answers, following the

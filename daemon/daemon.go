@@ -26,6 +26,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/p2pd/p2pd/api"
 	"github.com/p2pd/p2pd/discovery"
@@ -78,11 +79,6 @@ func New(r *repo.Repo, opts ...Option) (*Daemon, error) {
 			return nil, err
 		}
 	}
-	if len(cfg.listen) == 0 {
-		for _, s := range repo.DefaultListen {
-			cfg.listen = append(cfg.listen, ma.StringCast(s))
-		}
-	}
 	return &Daemon{cfg: cfg, repo: r}, nil
 }
 
@@ -113,6 +109,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("address filters: %w", err)
 	}
 	d.metrics = prometheus.NewRegistry()
+	d.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d.events = events.NewDispatcher()
 
 	// Bind the API first: a taken API port should fail fast, before any
@@ -123,9 +120,13 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 
 	hopts := []p2phost.Option{
 		p2phost.Identity(sk),
-		p2phost.ListenAddrs(d.cfg.listen...),
 		p2phost.ConnectionGater(flt),
 		p2phost.PrometheusRegisterer(d.metrics),
+	}
+	// Without --listen the host's defaults apply, which tolerate a missing
+	// address family (no IPv6); addresses the user names must all work.
+	if len(d.cfg.listen) > 0 {
+		hopts = append(hopts, p2phost.ListenAddrs(d.cfg.listen...))
 	}
 	if len(d.cfg.trusted) > 0 {
 		hopts = append(hopts, p2phost.TrustedNetworks(d.cfg.trusted...))

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -107,6 +108,10 @@ func (d *Daemon) serveAPI() {
 			}
 		})
 	}
+	// Profiling, behind the same token as everything else.
+	mux.HandleFunc("GET "+api.RouteDebugPprof+"/", pprof.Index)
+	mux.HandleFunc("GET "+api.RouteDebugPprof+"/profile", pprof.Profile)
+	mux.HandleFunc("GET "+api.RouteDebugPprof+"/trace", pprof.Trace)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		serveError(w, r, withStatus(http.StatusNotFound, api.CodeNotFound,
 			fmt.Errorf("no such API route: %s %s", r.Method, r.URL.Path)))

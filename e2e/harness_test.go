@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,6 +26,10 @@ import (
 var bin string
 
 func TestMain(m *testing.M) {
+	if runHelper() {
+		return
+	}
+	raiseFileLimit()
 	dir, err := os.MkdirTemp("", "p2pd-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -41,6 +46,20 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// raiseFileLimit lifts this process's open-file limit as far as it may go
+// (as root: 1<<20), so the scale tests' children inherit it.
+func raiseFileLimit() {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return
+	}
+	want := syscall.Rlimit{Cur: 1 << 20, Max: 1 << 20}
+	if lim.Max >= want.Max || syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want) != nil {
+		lim.Cur = lim.Max
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	}
 }
 
 // node is one running `p2pd daemon` process.
@@ -100,7 +119,7 @@ func (n *node) start() {
 	t.Helper()
 	cmd := exec.Command(bin, n.args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Env = append(os.Environ(), "GOLOG_LOG_LEVEL=error,p2pd/daemon=info")
+	cmd.Env = os.Environ() // production log levels: p2pd warnings, library errors
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -144,7 +163,12 @@ func (n *node) start() {
 		n.exit = cmd.Wait()
 		close(n.done)
 	}()
-	t.Cleanup(n.kill)
+	t.Cleanup(func() {
+		n.kill()
+		if t.Failed() {
+			t.Logf("daemon %s (%v) stderr:\n%s", n.id, n.args, tail(n.errb.String(), 40))
+		}
+	})
 	select {
 	case err := <-ready:
 		if err != nil {
@@ -187,6 +211,17 @@ func (n *node) stop() error {
 func (n *node) restart() {
 	n.kill()
 	n.start()
+}
+
+// restartSamePort restarts the daemon listening on the TCP port it had, so
+// peers that stored its address reach it again.
+func (n *node) restartSamePort() {
+	for i, a := range n.args {
+		if a == "/ip4/127.0.0.1/tcp/0" && i > 0 && n.args[i-1] == "--listen" {
+			n.args[i] = strings.SplitN(n.addr(), "/p2p/", 2)[0]
+		}
+	}
+	n.restart()
 }
 
 // addr is the daemon's first libp2p address, with /p2p/<id>.
@@ -257,4 +292,36 @@ func eventually(t testing.TB, timeout time.Duration, f func() error) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("still failing after %s: %v", timeout, err)
+}
+
+type execCmd = exec.Cmd
+
+func newExecCmd(name string, args ...string) *exec.Cmd { return exec.Command(name, args...) }
+
+// metrics fetches the daemon's Prometheus metrics through its API.
+func (n *node) metrics() string {
+	n.t.Helper()
+	tok, err := os.ReadFile(filepath.Join(n.repo, "api.token"))
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	hp := strings.Replace(strings.TrimPrefix(n.api, "/ip4/"), "/tcp/", ":", 1)
+	req, _ := http.NewRequest("GET", "http://"+hp+"/api/v1/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// tail is the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = append([]string{fmt.Sprintf("... (%d lines before)", len(lines)-n)}, lines[len(lines)-n:]...)
+	}
+	return strings.Join(lines, "\n")
 }

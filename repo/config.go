@@ -9,7 +9,8 @@ import (
 // daemon` flag has a field here; a flag given on the command line wins over
 // the file.
 type Config struct {
-	// Listen are the libp2p listen multiaddrs.
+	// Listen are the libp2p listen multiaddrs. Empty: DefaultListen, where
+	// one address family failing (no IPv6) is only a warning.
 	Listen []string `json:"listen"`
 	// Bootstrap are the DHT bootstrap peers; ["none"] for none, empty for
 	// the public libp2p list.
@@ -35,7 +36,8 @@ type Config struct {
 }
 
 // DefaultListen are the listen addresses of a daemon started with no
-// --listen flag and no config.
+// --listen flag and none in config.json (documentation: the host package
+// applies them).
 var DefaultListen = []string{
 	"/ip4/0.0.0.0/tcp/4001",
 	"/ip4/0.0.0.0/udp/4001/quic-v1",
@@ -46,7 +48,7 @@ var DefaultListen = []string{
 // DefaultConfig is what `p2pd init` writes.
 func DefaultConfig() Config {
 	return Config{
-		Listen:     append([]string(nil), DefaultListen...),
+		Listen:     []string{},
 		Bootstrap:  []string{},
 		Rendezvous: []string{},
 		DHT:        "auto",

@@ -19,6 +19,7 @@ import (
 // the TCP connection, remote the peer's end of the libp2p stream.
 type benchPair struct {
 	app    *net.TCPConn
+	local  network.Stream // the bridged stream (only to be used with no bridge)
 	remote network.Stream
 	stop   func()
 }
@@ -66,16 +67,21 @@ func newBenchPair(b *testing.B, ha host.Host, hb host.Host, fromB <-chan network
 		b.Fatal(err)
 	}
 	local, app := tcpPair(b)
-	stop := bridge(s, local)
+	stop := func() { _ = s.Reset() }
+	var first io.Writer = s
+	if bridge != nil {
+		stop = bridge(s, local)
+		first = app
+	}
 	// One byte through the bridge makes B accept the (lazy) stream.
-	if _, err := app.Write([]byte{1}); err != nil {
+	if _, err := first.Write([]byte{1}); err != nil {
 		b.Fatal(err)
 	}
 	remote := <-fromB
 	if _, err := io.ReadFull(remote, make([]byte, 1)); err != nil {
 		b.Fatal(err)
 	}
-	return &benchPair{app: app, remote: remote, stop: func() {
+	return &benchPair{app: app, local: s, remote: remote, stop: func() {
 		_ = app.Close()
 		_ = remote.Reset()
 		stop()
@@ -107,6 +113,7 @@ func BenchmarkBridge(b *testing.B) {
 		name   string
 		bridge bridgeFunc
 	}{
+		{"no-bridge", nil},
 		{"naive-32KiB", naiveBridge},
 		{"plain-128KiB", registryBridge(withPlainRead(), WithBufferSize(128<<10))},
 	}
@@ -121,10 +128,14 @@ func BenchmarkBridge(b *testing.B) {
 			b.Run(v.name+"/"+dir, func(b *testing.B) {
 				p := newBenchPair(b, ha, hb, fromB, v.bridge)
 				defer p.stop()
-				var w io.Writer = p.app
+				var near io.ReadWriter = p.app
+				if v.bridge == nil {
+					near = p.local // the stream itself, to measure libp2p alone
+				}
+				var w io.Writer = near
 				var r io.Reader = p.remote
 				if dir == "down" {
-					w, r = p.remote, p.app
+					w, r = p.remote, near
 				}
 				b.SetBytes(1 << 20)
 				var before, after runtime.MemStats
@@ -161,5 +172,94 @@ func BenchmarkBridge(b *testing.B) {
 				b.ReportMetric(cpu.Seconds()/float64(b.N)*1024, "cpu-s/GiB")
 			})
 		}
+	}
+}
+
+// BenchmarkIdleBridge measures what one idle bridged connection costs in
+// this process beyond its stream and TCP connection: heap and goroutine
+// stacks after each connection has carried 64 KiB each way and gone idle. An
+// op is one connection; the metric is bytes per connection.
+func BenchmarkIdleBridge(b *testing.B) {
+	for _, v := range []struct {
+		name   string
+		bridge func(r *Registry, s network.Stream, c net.Conn)
+	}{
+		{"registry", func(r *Registry, s network.Stream, c net.Conn) {
+			if _, err := r.Bridge(s, c, nil, nil); err != nil {
+				panic(err)
+			}
+		}},
+		{"naive-32KiB", func(r *Registry, s network.Stream, c net.Conn) {
+			stop := naiveBridge(s, c)
+			b.Cleanup(stop)
+		}},
+	} {
+		b.Run(v.name, func(b *testing.B) {
+			ha, hb := newHost(b), newHost(b)
+			defer hb.Close()
+			defer ha.Close()
+			fromB := make(chan network.Stream, 1)
+			hb.SetStreamHandler(testProto, func(s network.Stream) { fromB <- s })
+			connectHosts(b, ha, hb)
+			reg := NewRegistry()
+			defer reg.Close()
+
+			type pair struct {
+				s, remote network.Stream
+				local     *net.TCPConn
+				app       *net.TCPConn
+			}
+			pairs := make([]pair, b.N)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			for i := range pairs {
+				s, err := ha.NewStream(ctx, hb.ID(), testProto)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := s.Write([]byte{1}); err != nil {
+					b.Fatal(err)
+				}
+				remote := <-fromB
+				if _, err := io.ReadFull(remote, make([]byte, 1)); err != nil {
+					b.Fatal(err)
+				}
+				local, app := tcpPair(b)
+				pairs[i] = pair{s, remote, local, app}
+			}
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			b.ResetTimer()
+			data := make([]byte, 64<<10)
+			buf := make([]byte, 64<<10)
+			for _, p := range pairs {
+				v.bridge(reg, p.s, p.local)
+				if _, err := p.app.Write(data); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.ReadFull(p.remote, buf); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := p.remote.Write(data); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.ReadFull(p.app, buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			time.Sleep(100 * time.Millisecond) // let the loops park again
+			runtime.GC()
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			used := int64(after.HeapInuse+after.StackInuse) - int64(before.HeapInuse+before.StackInuse)
+			b.ReportMetric(float64(used)/float64(b.N), "B/conn")
+			for _, p := range pairs {
+				_ = p.remote.Reset()
+				_ = p.app.Close()
+			}
+		})
 	}
 }

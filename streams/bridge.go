@@ -124,11 +124,32 @@ func (b *bridge) copyFromPeer() error {
 		switch {
 		case err == nil:
 		case err == io.EOF: // exactly: a reset of a closed session wraps io.EOF
+			if err := b.confirmPeerEOF(); err != nil {
+				return fmt.Errorf("reading from the peer: %w", err)
+			}
 			return b.closeLocalWrite()
 		default:
 			return fmt.Errorf("reading from the peer: %w", err)
 		}
 	}
+}
+
+// confirmPeerEOF tells a real end of the stream from a lost connection.
+// yamux (v5.1.0) can return the last buffered data together with a bare
+// io.EOF when its session has just died: the window update that follows the
+// read fails with the session's error, which is io.EOF when the remote closed
+// the connection. A real end of stream reads as (0, io.EOF) again at once;
+// after a dying session the read returns more data or, once the session has
+// reset its streams, the reset error.
+func (b *bridge) confirmPeerEOF() error {
+	n, err := b.s.Read(b.fromPeer.small[:1])
+	switch {
+	case n == 0 && err == io.EOF:
+		return nil
+	case err == nil || err == io.EOF:
+		return io.ErrUnexpectedEOF
+	}
+	return err
 }
 
 // closeLocalWrite half-closes the local connection, or closes it entirely

@@ -226,7 +226,7 @@ func TestReset(t *testing.T) {
 	c := tun.dial(t)
 	pingConn(t, c, "ping")
 	// The client may read the echo a moment before the bridge counts it.
-	waitFor(t, "the counters", func() bool { i, _ := tun.regA.Get(0); return i.BytesIn == 4 })
+	waitFor(t, "the counters", func() bool { i, _ := tun.regA.Get(0); return i.BytesIn == 4 && i.BytesOut == 4 })
 	list := tun.regA.List()
 	if len(list) != 1 {
 		t.Fatalf("List has %d entries, want 1", len(list))

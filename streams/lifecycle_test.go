@@ -291,3 +291,57 @@ func TestOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// lyingStream returns its first data together with a bare io.EOF, as yamux
+// does when its session dies under a read (see confirmPeerEOF).
+type lyingStream struct {
+	network.Stream
+	lied bool
+}
+
+func (l *lyingStream) Read(p []byte) (int, error) {
+	n, err := l.Stream.Read(p)
+	if n > 0 && !l.lied {
+		l.lied = true
+		return n, io.EOF
+	}
+	return n, err
+}
+
+// TestFalseEOF checks that a bare io.EOF that the stream does not confirm is
+// a failure (reset), not a half-close.
+func TestFalseEOF(t *testing.T) {
+	svcConn := make(chan net.Conn, 1)
+	tun := newTunnel(t, func(c net.Conn) {
+		svcConn <- c
+		_, _ = io.Copy(io.Discard, c)
+	}, tunnelConfig{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := tun.a.NewStream(ctx, tun.b.ID(), testProto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	local, app := tcpPair(t)
+	if _, err := tun.regA.Bridge(&lyingStream{Stream: s}, local, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := app.Write([]byte("hi")); err != nil { // makes B accept the stream
+		t.Fatal(err)
+	}
+	svc := <-svcConn
+	if _, err := svc.Write([]byte("data")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(app, buf); err != nil || string(buf) != "data" {
+		t.Fatalf("app read %q, %v", buf, err)
+	}
+	abortConn(svc) // B resets the stream: the confirming read fails
+	if _, err := app.Read(buf); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("app read %v, want ECONNRESET", err)
+	}
+	if ev := tun.hooksA.next(t); !errors.Is(ev.err, network.ErrReset) {
+		t.Fatalf("bridge ended with %v, want a stream reset", ev.err)
+	}
+}

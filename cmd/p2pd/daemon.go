@@ -73,17 +73,17 @@ func openRepo(path string, create bool) (*repo.Repo, error) {
 
 // daemonFlags are the flags of `p2pd daemon`; each has a config.json field.
 type daemonFlags struct {
-	repo            string
-	listen          listFlag
-	bootstrap       listFlag
-	rendezvous      listFlag
-	dht             string
-	dhtPrefix       string
-	deny, allow     listFlag
-	trusted         listFlag
-	api             string
-	mdns            bool
-	dialTimeout     time.Duration
+	repo        string
+	listen      listFlag
+	bootstrap   listFlag
+	rendezvous  listFlag
+	dht         string
+	dhtPrefix   string
+	deny, allow listFlag
+	trusted     listFlag
+	api         string
+	mdns        bool
+	dialTimeout time.Duration
 }
 
 func (f *daemonFlags) register(fs *flag.FlagSet) {

@@ -102,7 +102,6 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-
 // explain words common client errors with a next step.
 func explain(err error) error {
 	var ce *client.Error

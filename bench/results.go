@@ -1,0 +1,147 @@
+package main
+
+import (
+	"math"
+	"slices"
+	"time"
+)
+
+// Paths compared. Every figure has samples for some of them.
+const (
+	pathP2PD     = "p2pd"      // a p2pd forward over TCP (TLS, yamux)
+	pathP2PDQUIC = "p2pd-quic" // a p2pd forward over QUIC
+	pathDirect   = "direct"    // plain loopback TCP to the service
+	pathRef      = "reference" // the reference tunnel (TCP -> TLS 1.3 -> TCP)
+)
+
+// Results is everything one run measured; it is written as JSON.
+type Results struct {
+	Command  string    `json:"command"`
+	Quick    bool      `json:"quick"`
+	Started  time.Time `json:"started"`
+	Elapsed  string    `json:"elapsed"`
+	Machine  Machine   `json:"machine"`
+	Settings Settings  `json:"settings"`
+	Figures  []*Figure `json:"figures"`
+	Idle     []Idle    `json:"idle_connections"`
+	Errors   []string  `json:"errors,omitempty"`
+}
+
+// Machine describes where the run happened.
+type Machine struct {
+	CPU       string  `json:"cpu"`
+	Cores     int     `json:"cores"`
+	MemoryGiB float64 `json:"memory_gib"`
+	Kernel    string  `json:"kernel"`
+	Go        string  `json:"go"`
+	Commit    string  `json:"commit"`
+	LoadAvg   string  `json:"load_average_at_start"`
+}
+
+// Settings are the sizes and counts the run used.
+type Settings struct {
+	Reps          int   `json:"repetitions"`
+	BulkBytes     int64 `json:"bulk_bytes"`
+	ParallelConns int   `json:"parallel_connections"`
+	WriteSize     int   `json:"client_write_size"`
+	RoundTrips    int   `json:"round_trips_per_rep"`
+	MessageSize   int   `json:"message_size"`
+	Connects      int   `json:"connects_per_rep"`
+	IdleCounts    []int `json:"idle_counts"`
+	Nodes         int   `json:"discovery_nodes"`
+	DiscoveryReps int   `json:"discovery_reps"`
+}
+
+// Figure is one measured quantity: per path, one sample per repetition
+// (repetition i of every path ran in the same round).
+type Figure struct {
+	Key          string               `json:"key"`
+	Title        string               `json:"title"`
+	Unit         string               `json:"unit"`
+	HigherBetter bool                 `json:"higher_is_better"`
+	Samples      map[string][]float64 `json:"samples"`
+}
+
+// Idle is the result of one idle-connections run.
+type Idle struct {
+	N            int     `json:"n"`
+	Opened       int     `json:"opened"`
+	Working      int     `json:"working_after_all_open"`
+	Streams      int     `json:"streams_seen_by_daemon"`
+	OpenSeconds  float64 `json:"seconds_to_open"`
+	KiBPerConnA  float64 `json:"rss_kib_per_conn_forwarding_daemon"`
+	KiBPerConnB  float64 `json:"rss_kib_per_conn_listening_daemon"`
+	RSSBeforeMiB [2]float64 `json:"rss_mib_before"`
+	RSSAfterMiB  [2]float64 `json:"rss_mib_after"`
+	Error        string  `json:"error,omitempty"`
+}
+
+// figure returns the figure with key, adding it if it is new.
+func (r *Results) figure(key, title, unit string, higherBetter bool) *Figure {
+	for _, f := range r.Figures {
+		if f.Key == key {
+			return f
+		}
+	}
+	f := &Figure{Key: key, Title: title, Unit: unit, HigherBetter: higherBetter, Samples: map[string][]float64{}}
+	r.Figures = append(r.Figures, f)
+	return f
+}
+
+// find returns the figure with key, or nil.
+func (r *Results) find(key string) *Figure {
+	for _, f := range r.Figures {
+		if f.Key == key {
+			return f
+		}
+	}
+	return nil
+}
+
+func (f *Figure) add(path string, v float64) {
+	f.Samples[path] = append(f.Samples[path], v)
+}
+
+// summary is a median with its range.
+type summary struct {
+	Median, Min, Max float64
+	N                int
+}
+
+func (s summary) ok() bool { return s.N > 0 }
+
+func summarize(vs []float64) summary {
+	vs = slices.DeleteFunc(slices.Clone(vs), func(v float64) bool { return math.IsNaN(v) || math.IsInf(v, 0) })
+	if len(vs) == 0 {
+		return summary{}
+	}
+	slices.Sort(vs)
+	m := vs[len(vs)/2]
+	if len(vs)%2 == 0 {
+		m = (vs[len(vs)/2-1] + vs[len(vs)/2]) / 2
+	}
+	return summary{Median: m, Min: vs[0], Max: vs[len(vs)-1], N: len(vs)}
+}
+
+// stat summarizes one path of the figure.
+func (f *Figure) stat(path string) summary {
+	if f == nil {
+		return summary{}
+	}
+	return summarize(f.Samples[path])
+}
+
+// ratio summarizes path/base over the repetitions both have.
+func (f *Figure) ratio(path, base string) summary {
+	if f == nil {
+		return summary{}
+	}
+	a, b := f.Samples[path], f.Samples[base]
+	var rs []float64
+	for i := range min(len(a), len(b)) {
+		if b[i] != 0 {
+			rs = append(rs, a[i]/b[i])
+		}
+	}
+	return summarize(rs)
+}
