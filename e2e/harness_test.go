@@ -75,6 +75,8 @@ type node struct {
 	errb  *lockedBuffer
 	done  chan struct{}
 	exit  error
+	// readyAt is when the api: line arrived.
+	readyAt time.Time
 }
 
 // lockedBuffer is a bytes.Buffer safe for a writer goroutine and readers.
@@ -150,6 +152,7 @@ func (n *node) start() {
 				n.addrs = append(n.addrs, strings.TrimPrefix(line, "listening on: "))
 			case strings.HasPrefix(line, "api: "):
 				n.api = strings.TrimPrefix(line, "api: ")
+				n.readyAt = time.Now()
 				gotAPI = true
 				ready <- nil
 			}
