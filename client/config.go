@@ -21,7 +21,7 @@ const EnvRepo = "P2PD_REPO"
 
 // Defaults for the Config fields left zero.
 const (
-	DefaultTimeout     = 30 * time.Second
+	DefaultTimeout     = 60 * time.Second
 	DefaultDialTimeout = 3 * time.Second
 )
 

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
+	"syscall"
 	"testing"
 
 	ma "github.com/multiformats/go-multiaddr"
@@ -240,5 +241,43 @@ func TestEventsShowAForwardedConnection(t *testing.T) {
 	if closedB.Stream.BytesIn != up || closedB.Stream.BytesOut != down || closedB.Seq <= openedB.Seq {
 		t.Errorf("B's stream_closed (seq %d after %d) counts in=%d out=%d, want in=%d out=%d",
 			closedB.Seq, openedB.Seq, closedB.Stream.BytesIn, closedB.Stream.BytesOut, up, down)
+	}
+}
+
+// TestEventsShowPeersComingAndGoing starts daemon B in a rendezvous room,
+// then A bootstrapping from B into the same room: B's event stream shows A
+// connected and discovered under the room's name, then disconnected once A
+// is stopped.
+func TestEventsShowPeersComingAndGoing(t *testing.T) {
+	const room = "clienttest-room"
+	b := startNode(t, "/ip4/127.0.0.1/tcp/0", "--rendezvous", room)
+	cb := newClient(t, &client.Config{Repo: b.repo})
+	ctx := testContext(t)
+	es, err := cb.Events(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer es.Close()
+	bid, err := cb.ID(ctx)
+	if err != nil || len(bid.Addresses) == 0 {
+		t.Fatalf("ID of B = %+v, %v", bid, err)
+	}
+
+	a := startNode(t, "/ip4/127.0.0.1/tcp/0", "--rendezvous", room, "--bootstrap", bid.Addresses[0])
+	fromA := func(ev api.Event) bool { return ev.Peer == a.id }
+	connected, _ := nextOf(t, es, api.EventPeerConnected, fromA)
+	if len(connected.Addresses) == 0 {
+		t.Errorf("peer_connected for A has no address")
+	}
+	found, _ := nextOf(t, es, api.EventPeerDiscovered, fromA)
+	if found.Rendezvous != room || len(found.Addresses) == 0 {
+		t.Errorf("peer_discovered = %+v, want A found under %q with addresses", found, room)
+	}
+	if err := a.stop(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	gone, _ := nextOf(t, es, api.EventPeerDisconnected, fromA)
+	if gone.Seq <= connected.Seq {
+		t.Errorf("peer_disconnected (seq %d) before peer_connected (seq %d)", gone.Seq, connected.Seq)
 	}
 }

@@ -182,7 +182,7 @@ func retryable(err error, mutating bool) bool {
 	if !errors.As(err, &ue) {
 		return false
 	}
-	return true
+	return !mutating || !ue.Sent
 }
 
 // lbCall runs call on daemon after daemon until one answers, following the

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -88,11 +89,17 @@ type node struct {
 }
 
 // launch runs `p2pd daemon` on repo and waits for its readiness lines.
-func launch(repo, apiAddr string) (*node, error) {
+// extra flags are added to the test defaults; a --bootstrap among them
+// replaces the default "--bootstrap none".
+func launch(repo, apiAddr string, extra ...string) (*node, error) {
 	n := &node{repo: repo, exited: make(chan struct{})}
-	n.cmd = exec.Command(p2pdBin, "daemon", "--repo", repo,
-		"--listen", "/ip4/127.0.0.1/tcp/0", "--api", apiAddr,
-		"--bootstrap", "none", "--dht", "server", "--dht-prefix", "/clienttest", "--mdns=false")
+	args := []string{"daemon", "--repo", repo, "--listen", "/ip4/127.0.0.1/tcp/0", "--api", apiAddr,
+		"--dht", "server", "--dht-prefix", "/clienttest", "--mdns=false"}
+	if !slices.Contains(extra, "--bootstrap") {
+		args = append(args, "--bootstrap", "none")
+	}
+	args = append(args, extra...)
+	n.cmd = exec.Command(p2pdBin, args...)
 	n.cmd.Stderr = &n.stderr
 	stdout, err := n.cmd.StdoutPipe()
 	if err != nil {
@@ -153,9 +160,9 @@ func (n *node) stop(sig os.Signal) error {
 }
 
 // startNode launches a daemon with a fresh repo; the test's cleanup kills it.
-func startNode(t *testing.T, apiAddr string) *node {
+func startNode(t *testing.T, apiAddr string, extra ...string) *node {
 	t.Helper()
-	n, err := launch(filepath.Join(t.TempDir(), "repo"), apiAddr)
+	n, err := launch(filepath.Join(t.TempDir(), "repo"), apiAddr, extra...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,8 +55,7 @@ type Daemon struct {
 	apiLn     net.Listener
 	apiAddr   string
 	server    *http.Server
-	token     string
-	notifiee  *network.NotifyBundle
+	token     *tokenWatch
 
 	ctx    context.Context // cancelled by Close; bounds long API requests
 	cancel context.CancelFunc
@@ -101,7 +100,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	if d.token, err = d.repo.Token(); err != nil {
+	if d.token, err = newTokenWatch(d.repo); err != nil {
 		return err
 	}
 	flt, err := filters.New(filters.Deny(d.cfg.deny...), filters.Allow(d.cfg.allow...))
@@ -260,9 +259,6 @@ func (d *Daemon) close() error {
 		}
 	}
 	if d.host != nil {
-		if d.notifiee != nil {
-			d.host.Network().StopNotify(d.notifiee)
-		}
 		if err := d.host.Close(); err != nil {
 			errs = append(errs, err)
 		}

@@ -201,3 +201,29 @@ func TestUnrestorableTunnelIsKept(t *testing.T) {
 		t.Fatalf("tunnels.json after shutdown: %+v %v", after, err)
 	}
 }
+
+func TestTokenRotationWithoutRestart(t *testing.T) {
+	r := newRepo(t)
+	start(t, r)
+	c, err := client.NewDefaultClient(&client.Config{Repo: r.Path()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, _ := r.Token()
+	oldClient, _ := client.NewDefaultClient(&client.Config{Repo: r.Path(), Token: old})
+	if _, err := c.ID(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	newTok := strings.Repeat("ab", 32)
+	if err := os.WriteFile(r.File(repo.TokenFile), []byte(newTok+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ID(context.Background()); err != nil {
+		t.Fatalf("file-token client after rotation: %v", err)
+	}
+	if _, err := oldClient.ID(context.Background()); !errors.Is(err, client.ErrUnauthorized) {
+		t.Fatalf("old token after rotation: %v, want ErrUnauthorized", err)
+	}
+	c.CloseIdleConnections()
+	oldClient.CloseIdleConnections()
+}

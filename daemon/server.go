@@ -148,7 +148,7 @@ func (d *Daemon) guard(next http.Handler) http.Handler {
 		}
 		auth := r.Header.Get("Authorization")
 		tok, ok := strings.CutPrefix(auth, "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(tok), []byte(d.token)) != 1 {
+		if !ok || subtle.ConstantTimeCompare([]byte(tok), []byte(d.token.current())) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="p2pd"`)
 			msg := "missing API token: send \"Authorization: Bearer <token>\" with the token from REPO/api.token"
 			if ok {
