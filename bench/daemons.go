@@ -22,6 +22,7 @@ type daemon struct {
 	id      string
 	addrs   []string // "listening on:" lines: ADDR/p2p/ID
 	cl      client.Client
+	execAt  time.Time     // when the process was started
 	startup time.Duration // from exec to the API's first answer
 }
 
@@ -44,18 +45,29 @@ const (
 // runs `p2pd daemon` on it with flags (the repo and a port-0 API address are
 // added). It returns once the API has answered an ID request.
 func (r *runner) startDaemon(ctx context.Context, name string, flags ...string) (*daemon, error) {
+	return r.startVariant(ctx, variant{bin: r.bin}, name, flags...)
+}
+
+// variant is a p2pd binary with extra environment variables.
+type variant struct {
+	bin string
+	env []string
+}
+
+// startVariant is startDaemon with another binary or environment.
+func (r *runner) startVariant(ctx context.Context, v variant, name string, flags ...string) (*daemon, error) {
 	repo := filepath.Join(r.work, name)
-	if out, err := exec.CommandContext(ctx, r.bin, "init", "--repo", repo).CombinedOutput(); err != nil {
+	if out, err := exec.CommandContext(ctx, v.bin, "init", "--repo", repo).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("p2pd init %s: %w: %s", repo, err, out)
 	}
 	args := append([]string{"daemon", "--repo", repo, "--api", "/ip4/127.0.0.1/tcp/0"}, flags...)
 	t0 := time.Now()
-	c, err := startChild(name, r.logs, r.bin, args...)
+	c, err := startChild(name, r.logs, v.env, v.bin, args...)
 	if err != nil {
 		return nil, err
 	}
 	r.kids.add(c)
-	d := &daemon{child: c, repo: repo}
+	d := &daemon{child: c, repo: repo, execAt: t0}
 	if _, lines, err := c.expect(ctx, "api: ", 60*time.Second); err != nil {
 		return nil, err
 	} else {

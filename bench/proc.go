@@ -26,14 +26,18 @@ type child struct {
 	err   error // the exit status, set before done is closed
 }
 
-// startChild runs bin with args; its output is logged to logDir/name.log.
-func startChild(name, logDir, bin string, args ...string) (*child, error) {
+// startChild runs bin with args and env added to the environment; its
+// output is logged to logDir/name.log.
+func startChild(name, logDir string, env []string, bin string, args ...string) (*child, error) {
 	logf, err := os.Create(filepath.Join(logDir, name+".log"))
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stderr = logf
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -12,6 +12,7 @@ const (
 	pathP2PDQUIC = "p2pd-quic" // a p2pd forward over QUIC
 	pathDirect   = "direct"    // plain loopback TCP to the service
 	pathRef      = "reference" // the reference tunnel (TCP -> TLS 1.3 -> TCP)
+	pathCompare  = "p2pd-b"    // a forward over TCP through the -compare variant
 )
 
 // Results is everything one run measured; it is written as JSON.
@@ -40,16 +41,17 @@ type Machine struct {
 
 // Settings are the sizes and counts the run used.
 type Settings struct {
-	Reps          int   `json:"repetitions"`
-	BulkBytes     int64 `json:"bulk_bytes"`
-	ParallelConns int   `json:"parallel_connections"`
-	WriteSize     int   `json:"client_write_size"`
-	RoundTrips    int   `json:"round_trips_per_rep"`
-	MessageSize   int   `json:"message_size"`
-	Connects      int   `json:"connects_per_rep"`
-	IdleCounts    []int `json:"idle_counts"`
-	Nodes         int   `json:"discovery_nodes"`
-	DiscoveryReps int   `json:"discovery_reps"`
+	Reps          int    `json:"repetitions"`
+	BulkBytes     int64  `json:"bulk_bytes"`
+	ParallelConns int    `json:"parallel_connections"`
+	WriteSize     int    `json:"client_write_size"`
+	RoundTrips    int    `json:"round_trips_per_rep"`
+	MessageSize   int    `json:"message_size"`
+	Connects      int    `json:"connects_per_rep"`
+	IdleCounts    []int  `json:"idle_counts"`
+	Nodes         int    `json:"discovery_nodes"`
+	Compare       string `json:"compare,omitempty"`
+	DiscoveryReps int    `json:"discovery_reps"`
 }
 
 // Figure is one measured quantity: per path, one sample per repetition
@@ -64,16 +66,16 @@ type Figure struct {
 
 // Idle is the result of one idle-connections run.
 type Idle struct {
-	N            int     `json:"n"`
-	Opened       int     `json:"opened"`
-	Working      int     `json:"working_after_all_open"`
-	Streams      int     `json:"streams_seen_by_daemon"`
-	OpenSeconds  float64 `json:"seconds_to_open"`
-	KiBPerConnA  float64 `json:"rss_kib_per_conn_forwarding_daemon"`
-	KiBPerConnB  float64 `json:"rss_kib_per_conn_listening_daemon"`
+	N            int        `json:"n"`
+	Opened       int        `json:"opened"`
+	Working      int        `json:"working_after_all_open"`
+	Streams      int        `json:"streams_seen_by_daemon"`
+	OpenSeconds  float64    `json:"seconds_to_open"`
+	KiBPerConnA  float64    `json:"rss_kib_per_conn_forwarding_daemon"`
+	KiBPerConnB  float64    `json:"rss_kib_per_conn_listening_daemon"`
 	RSSBeforeMiB [2]float64 `json:"rss_mib_before"`
 	RSSAfterMiB  [2]float64 `json:"rss_mib_after"`
-	Error        string  `json:"error,omitempty"`
+	Error        string     `json:"error,omitempty"`
 }
 
 // figure returns the figure with key, adding it if it is new.

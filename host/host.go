@@ -107,11 +107,8 @@ import (
 	lphost "github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
-	"github.com/libp2p/go-libp2p/p2p/security/noise"
-	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	libp2pquic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
@@ -152,14 +149,13 @@ func New(opts ...Option) (lphost.Host, error) {
 	var relays relaySource
 	lopts := []libp2p.Option{
 		libp2p.NoListenAddrs, // New listens below, address by address
-		libp2p.Security(libp2ptls.ID, libp2ptls.New),
-		libp2p.Security(noise.ID, noise.New),
-		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		expMuxer(),
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionManager(cm),
 		libp2p.UserAgent(c.userAgent),
 		libp2p.SwarmOpts(swarm.WithDialRanker(rankTCPFirst)),
 	}
+	lopts = append(lopts, expSecurity()...)
 	if c.tcp {
 		lopts = append(lopts, libp2p.Transport(tcp.NewTCPTransport))
 	}

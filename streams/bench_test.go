@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"runtime"
-	"syscall"
 	"testing"
 	"time"
 
@@ -88,12 +87,6 @@ func newBenchPair(b *testing.B, ha host.Host, hb host.Host, fromB <-chan network
 	}}
 }
 
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // BenchmarkBridge measures one bridged stream, TCP <-> libp2p stream (TLS,
 // yamux, loopback) per buffer size and direction. An op is 1 MiB. Besides
 // MB/s it reports process allocations per MiB and CPU seconds per GiB (both
@@ -115,7 +108,8 @@ func BenchmarkBridge(b *testing.B) {
 	}{
 		{"no-bridge", nil},
 		{"naive-32KiB", naiveBridge},
-		{"plain-128KiB", registryBridge(withPlainRead(), WithBufferSize(128<<10))},
+		{"plain-128KiB", registryBridge(withLocalMode(localPlain), WithBufferSize(128<<10))},
+		{"raw-128KiB", registryBridge(withLocalMode(localRaw), WithBufferSize(128<<10))},
 	}
 	for _, kib := range []int{32, 64, 128, 256, 512, 1024} {
 		variants = append(variants, struct {
@@ -189,6 +183,12 @@ func BenchmarkIdleBridge(b *testing.B) {
 				panic(err)
 			}
 		}},
+		{"no-bridge", nil},
+		{"raw", func(r *Registry, s network.Stream, c net.Conn) {
+			if _, err := r.Bridge(s, c, nil, nil); err != nil {
+				panic(err)
+			}
+		}},
 		{"naive-32KiB", func(r *Registry, s network.Stream, c net.Conn) {
 			stop := naiveBridge(s, c)
 			b.Cleanup(stop)
@@ -201,7 +201,11 @@ func BenchmarkIdleBridge(b *testing.B) {
 			fromB := make(chan network.Stream, 1)
 			hb.SetStreamHandler(testProto, func(s network.Stream) { fromB <- s })
 			connectHosts(b, ha, hb)
-			reg := NewRegistry()
+			var opts []Option
+			if v.name == "raw" {
+				opts = append(opts, withLocalMode(localRaw))
+			}
+			reg := NewRegistry(opts...)
 			defer reg.Close()
 
 			type pair struct {
@@ -209,6 +213,9 @@ func BenchmarkIdleBridge(b *testing.B) {
 				local     *net.TCPConn
 				app       *net.TCPConn
 			}
+			var base runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&base)
 			pairs := make([]pair, b.N)
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
@@ -235,8 +242,16 @@ func BenchmarkIdleBridge(b *testing.B) {
 			data := make([]byte, 64<<10)
 			buf := make([]byte, 64<<10)
 			for _, p := range pairs {
-				v.bridge(reg, p.s, p.local)
-				if _, err := p.app.Write(data); err != nil {
+				// Without a bridge the same bytes cross the stream and the
+				// TCP connection separately: that baseline is what libp2p
+				// and the kernel sockets cost.
+				var near io.ReadWriter = p.app
+				if v.bridge != nil {
+					v.bridge(reg, p.s, p.local)
+				} else {
+					near = p.s
+				}
+				if _, err := near.Write(data); err != nil {
 					b.Fatal(err)
 				}
 				if _, err := io.ReadFull(p.remote, buf); err != nil {
@@ -245,8 +260,16 @@ func BenchmarkIdleBridge(b *testing.B) {
 				if _, err := p.remote.Write(data); err != nil {
 					b.Fatal(err)
 				}
-				if _, err := io.ReadFull(p.app, buf); err != nil {
+				if _, err := io.ReadFull(near, buf); err != nil {
 					b.Fatal(err)
+				}
+				if v.bridge == nil {
+					if _, err := p.app.Write(data); err != nil {
+						b.Fatal(err)
+					}
+					if _, err := io.ReadFull(p.local, buf); err != nil {
+						b.Fatal(err)
+					}
 				}
 			}
 			b.StopTimer()
@@ -254,8 +277,13 @@ func BenchmarkIdleBridge(b *testing.B) {
 			runtime.GC()
 			runtime.GC()
 			runtime.ReadMemStats(&after)
-			used := int64(after.HeapInuse+after.StackInuse) - int64(before.HeapInuse+before.StackInuse)
-			b.ReportMetric(float64(used)/float64(b.N), "B/conn")
+			heap := int64(after.HeapInuse) - int64(before.HeapInuse)
+			stack := int64(after.StackInuse) - int64(before.StackInuse)
+			b.ReportMetric(float64(heap+stack)/float64(b.N), "B/conn")
+			b.ReportMetric(float64(heap)/float64(b.N), "heap-B/conn")
+			b.ReportMetric(float64(stack)/float64(b.N), "stack-B/conn")
+			setup := int64(before.HeapInuse+before.StackInuse) - int64(base.HeapInuse+base.StackInuse)
+			b.ReportMetric(float64(setup)/float64(b.N), "streams+tcp-B/conn")
 			for _, p := range pairs {
 				_ = p.remote.Reset()
 				_ = p.app.Close()

@@ -12,9 +12,26 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 )
 
+// localState says who reads the local connection of a bridge.
+type localState int
+
+const (
+	localRunning localState = iota // a goroutine is copying local -> stream
+	localIdle                      // armed in the registry poller; no goroutine
+	localEnded                     // the direction is over
+)
+
+// errParked is returned by copyToPeer when the local direction went idle and
+// was handed to the poller: the goroutine ends but the direction does not.
+var errParked = errors.New("parked")
+
 // bridge copies bytes between one libp2p stream and one local connection.
-// Its two copy loops run in goroutines owned by the registry; the loop that
-// ends last finishes the bridge (registry removal, unprotect, OnClose).
+//
+// The stream -> local direction has a goroutine for the life of the bridge.
+// The local -> stream direction has one only while data flows when the local
+// connection can be watched by the registry poller (TCP or Unix on Linux);
+// otherwise it has one for its whole life too. The direction that ends last
+// finishes the bridge (registry removal, unprotect, OnClose).
 type bridge struct {
 	reg  *Registry
 	info Info // static fields only; the counters live below
@@ -25,19 +42,28 @@ type bridge struct {
 	bytesOut atomic.Uint64 // local connection -> stream
 
 	fromPeer  smallFirstReader
-	fromLocal chunkReader
+	raw       *rawReader        // reads the local connection, or nil
+	fromLocal *smallFirstReader // reads it when raw is nil
 
-	running atomic.Int32 // copy loops not yet returned
+	poll *poller // the registry poller, or nil; set by run
+
+	// polled is whether the local direction goes idle through the poller.
+	// Set before the first local goroutine starts; after that only that
+	// direction's goroutine (one at a time) touches it.
+	polled bool
+
+	directions atomic.Int32 // directions not yet over
 
 	// localShut is set when the local connection had to be closed entirely
 	// because it cannot half-close; the local read error that follows is then
 	// the end of that direction, not a failure.
 	localShut atomic.Bool
 
-	mu          sync.Mutex // guards ended, cleanHalves, err
+	mu          sync.Mutex // guards ended, cleanHalves, err, local
 	ended       bool       // the one teardown (clean close or reset) happened
 	cleanHalves int        // directions that ended with EOF and a half-close
 	err         error      // why the bridge was reset; nil after a clean end
+	local       localState
 
 	done chan struct{} // closed once the bridge is finished
 }
@@ -51,8 +77,13 @@ func newBridge(r *Registry, info Info, s network.Stream, c net.Conn) *bridge {
 		done: make(chan struct{}),
 	}
 	b.fromPeer = smallFirstReader{r: s, pool: r.pool}
-	b.fromLocal = newLocalReader(c, r.pool, r.cfg.plainRead)
-	b.running.Store(2)
+	if r.cfg.localMode != localPlain {
+		b.raw = newRawReader(c, r.pool)
+	}
+	if b.raw == nil {
+		b.fromLocal = &smallFirstReader{r: c, pool: r.pool}
+	}
+	b.directions.Store(2)
 	return b
 }
 
@@ -64,27 +95,105 @@ func (b *bridge) snapshot() Info {
 	return info
 }
 
-// run starts the two copy loops. The registry has already added 2 to its
-// WaitGroup for them.
-func (b *bridge) run() {
-	go func() {
-		defer b.reg.wg.Done()
-		b.halfDone(b.copyToPeer())
-		b.loopDone()
-	}()
-	go func() {
-		defer b.reg.wg.Done()
-		b.halfDone(b.copyFromPeer())
-		b.loopDone()
-	}()
+// run starts the bridge; p is the registry poller or nil.
+func (b *bridge) run(p *poller) {
+	b.reg.spawn(b.runFromPeer)
+	b.poll = p
+	if p == nil || b.raw == nil {
+		b.reg.spawn(b.runToPeer)
+		return
+	}
+	b.mu.Lock()
+	b.local = localIdle
+	b.polled = true
+	b.mu.Unlock()
+	if err := p.add(b, b.raw); err != nil {
+		// Not watched: wake it now; its first drain notices that it cannot
+		// re-arm and waits in its own goroutine from then on.
+		log.Debugw("watching local connection", "stream_id", b.info.ID, "err", err)
+		b.wakeLocal()
+	}
+}
+
+func (b *bridge) runFromPeer() {
+	b.halfDone(b.copyFromPeer())
+	b.directionDone()
+}
+
+func (b *bridge) runToPeer() {
+	err := b.copyToPeer()
+	if err == errParked {
+		return
+	}
+	b.halfDone(err)
+	b.mu.Lock()
+	b.local = localEnded
+	b.mu.Unlock()
+	if b.poll != nil {
+		b.poll.remove(b.info.ID)
+	}
+	b.directionDone()
+}
+
+// wakeLocal starts a goroutine for the local direction if it is idle. The
+// poller calls it when the connection becomes readable, a teardown calls it
+// so that the direction sees the closed connection and ends.
+func (b *bridge) wakeLocal() {
+	b.mu.Lock()
+	if b.local != localIdle {
+		b.mu.Unlock()
+		return
+	}
+	b.local = localRunning
+	b.mu.Unlock()
+	b.reg.spawn(b.runToPeer)
+}
+
+// park hands the drained local direction back to the poller. It returns
+// false, and switches to waiting in this goroutine, when the bridge is being
+// torn down or the connection cannot be re-armed.
+func (b *bridge) park() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ended {
+		b.polled = false
+		return false
+	}
+	if err := b.poll.rearm(b.info.ID, b.raw); err != nil {
+		b.polled = false
+		return false
+	}
+	b.local = localIdle
+	return true
+}
+
+// nextLocal returns the next chunk of the local connection.
+func (b *bridge) nextLocal() ([]byte, error) {
+	switch {
+	case b.raw == nil:
+		return b.fromLocal.next()
+	case b.polled:
+		return b.raw.tryNext()
+	default:
+		return b.raw.next()
+	}
+}
+
+func (b *bridge) releaseLocal() {
+	if b.raw != nil {
+		b.raw.release()
+	} else {
+		b.fromLocal.release()
+	}
 }
 
 // copyToPeer copies local -> stream. On a clean end of the local data it
-// half-closes the stream and returns nil.
+// half-closes the stream and returns nil; it returns errParked when the
+// direction went idle in the poller.
 func (b *bridge) copyToPeer() error {
-	defer b.fromLocal.release()
+	defer b.releaseLocal()
 	for {
-		p, err := b.fromLocal.next()
+		p, err := b.nextLocal()
 		if len(p) > 0 {
 			n, werr := b.s.Write(p)
 			b.bytesOut.Add(uint64(n))
@@ -92,12 +201,16 @@ func (b *bridge) copyToPeer() error {
 				return fmt.Errorf("writing to the peer: %w", werr)
 			}
 		}
-		if err != nil && b.localShut.Load() {
+		if err != nil && err != errWouldBlock && b.localShut.Load() {
 			err = io.EOF
 		}
 		switch {
 		case err == nil:
-		case err == io.EOF: // exactly: a reset of a closed session wraps io.EOF
+		case err == errWouldBlock:
+			if b.park() {
+				return errParked
+			}
+		case err == io.EOF:
 			if cerr := b.s.CloseWrite(); cerr != nil {
 				return fmt.Errorf("closing the write half of the stream: %w", cerr)
 			}
@@ -165,12 +278,13 @@ func (b *bridge) closeLocalWrite() error {
 	if err := b.c.Close(); err != nil {
 		return fmt.Errorf("closing the local connection: %w", err)
 	}
+	b.wakeLocal() // an idle local direction must see the close
 	return nil
 }
 
 // halfDone records the end of one direction: err nil means it ended cleanly
 // (EOF, then half-close). The first error, or the second clean end, tears the
-// bridge down; everything after the teardown is ignored.
+// bridge down; everything after the teardown is ignored. reset calls it too.
 func (b *bridge) halfDone(err error) {
 	b.mu.Lock()
 	if b.ended {
@@ -181,7 +295,9 @@ func (b *bridge) halfDone(err error) {
 		b.ended = true
 		b.err = err
 		b.mu.Unlock()
-		b.resetIO()
+		_ = b.s.Reset()
+		abortConn(b.c)
+		b.wakeLocal() // an idle local direction must see the close and end
 		return
 	}
 	b.cleanHalves++
@@ -199,28 +315,22 @@ func (b *bridge) halfDone(err error) {
 	}
 }
 
-// reset tears the bridge down with reason unless it has already ended.
+// reset tears the bridge down with reason unless it has already ended: the
+// stream is reset and the local connection aborted, so both loops end.
 func (b *bridge) reset(reason error) {
 	b.halfDone(reason)
 }
 
-// resetIO resets the stream and aborts the local connection so that its
-// application sees a connection reset. Both copy loops then return.
-func (b *bridge) resetIO() {
-	_ = b.s.Reset()
-	abortConn(b.c)
-}
-
-// loopDone is called by each copy loop as it returns; the last one finishes
-// the bridge.
-func (b *bridge) loopDone() {
-	if b.running.Add(-1) == 0 {
+// directionDone is called once per direction when it is over; the last one
+// finishes the bridge.
+func (b *bridge) directionDone() {
+	if b.directions.Add(-1) == 0 {
 		b.reg.finish(b)
 	}
 }
 
 // endErr returns why the bridge ended (nil for a clean end). It is only
-// meaningful once both loops have returned.
+// meaningful once both directions are over.
 func (b *bridge) endErr() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -70,8 +70,10 @@ func TestHalfClose(t *testing.T) {
 	}{
 		{"client closes first", nil, "client"},
 		{"service closes first", nil, "service"},
-		{"client closes first, plain read", []Option{withPlainRead()}, "client"},
-		{"service closes first, plain read", []Option{withPlainRead()}, "service"},
+		{"client closes first, plain read", []Option{withLocalMode(localPlain)}, "client"},
+		{"service closes first, plain read", []Option{withLocalMode(localPlain)}, "service"},
+		{"client closes first, raw read", []Option{withLocalMode(localRaw)}, "client"},
+		{"service closes first, raw read", []Option{withLocalMode(localRaw)}, "service"},
 		{"client closes first, small buffers", []Option{WithBufferSize(4 << 10)}, "client"},
 	}
 	for _, tc := range tests {

@@ -28,11 +28,24 @@ type config struct {
 	onOpen     func(Info)
 	onClose    func(Info, error)
 	bufSize    int
-	// plainRead disables the readiness-based read of TCP and Unix
-	// connections, so that every direction reads through net.Conn.Read. It
-	// exists for benchmarks.
-	plainRead bool
+	// localMode says how local connections are read; other than the
+	// default only for tests and benchmarks.
+	localMode localMode
 }
+
+// localMode is how a bridge reads its local connection.
+type localMode int
+
+const (
+	// localPoll reads TCP and Unix connections through their file
+	// descriptor and, on Linux, waits for idle ones in the registry poller.
+	localPoll localMode = iota
+	// localRaw reads them through their file descriptor, each with a
+	// goroutine waiting in the Go poller.
+	localRaw
+	// localPlain reads every connection with net.Conn.Read.
+	localPlain
+)
 
 func defaultConfig() config {
 	return config{
@@ -113,10 +126,10 @@ func WithBufferSize(n int) Option {
 	}
 }
 
-// withPlainRead makes every direction read through net.Conn.Read (benchmarks).
-func withPlainRead() Option {
+// withLocalMode picks how local connections are read (tests, benchmarks).
+func withLocalMode(m localMode) Option {
 	return func(c *config) error {
-		c.plainRead = true
+		c.localMode = m
 		return nil
 	}
 }

@@ -4,6 +4,12 @@ package streams
 
 import "net"
 
-// newRawReader is not available on this platform; every connection is read
+// rawReader is not available on this platform; every connection is read
 // through net.Conn.Read.
-func newRawReader(net.Conn, *bufPool) chunkReader { return nil }
+type rawReader struct{}
+
+func newRawReader(net.Conn, *bufPool) *rawReader { return nil }
+
+func (*rawReader) next() ([]byte, error)    { return nil, errWouldBlock }
+func (*rawReader) tryNext() ([]byte, error) { return nil, errWouldBlock }
+func (*rawReader) release()                 {}

@@ -1,10 +1,13 @@
 package streams
 
 import (
+	"errors"
 	"io"
-	"net"
 	"sync"
 )
+
+// errWouldBlock is returned by rawReader.tryNext when no data is waiting.
+var errWouldBlock = errors.New("no data waiting")
 
 // smallReadSize is the size of the buffer a direction reads into while it
 // waits for data. It lives inside the bridge, so an idle direction holds no
@@ -75,17 +78,4 @@ func (sr *smallFirstReader) release() {
 		sr.pool.put(sr.held)
 		sr.held = nil
 	}
-}
-
-// newLocalReader returns the reader for the local connection: a
-// readiness-based one that takes a pooled buffer only once data is waiting
-// for plain TCP and Unix connections (where supported), otherwise a
-// smallFirstReader.
-func newLocalReader(c net.Conn, pool *bufPool, plain bool) chunkReader {
-	if !plain {
-		if r := newRawReader(c, pool); r != nil {
-			return r
-		}
-	}
-	return &smallFirstReader{r: c, pool: pool}
 }

@@ -48,10 +48,12 @@ type Registry struct {
 	cfg  config
 	pool *bufPool
 
-	mu      sync.Mutex // guards nextID, bridges, closed
-	nextID  uint64
-	bridges map[uint64]*bridge
-	closed  bool
+	mu         sync.Mutex // guards nextID, bridges, closed, poll, pollFailed
+	nextID     uint64
+	bridges    map[uint64]*bridge
+	closed     bool
+	poll       *poller // made by the first Bridge that can use it
+	pollFailed bool    // the poller could not be made; do without
 
 	// protMu guards protected, and is held across the matching Protect or
 	// Unprotect call so that those calls reach the conn manager in the order
@@ -59,7 +61,9 @@ type Registry struct {
 	protMu    sync.Mutex
 	protected map[peer.ID]int // open streams per peer, only with a conn manager
 
-	wg sync.WaitGroup // the copy loops of every bridge
+	// wg counts each bridge until it is finished, each goroutine of a
+	// bridge, and the poller's goroutine.
+	wg sync.WaitGroup
 }
 
 // New returns an empty Registry, or the error of the first invalid option.
@@ -125,7 +129,11 @@ func (r *Registry) Bridge(s network.Stream, c net.Conn, origin, target ma.Multia
 	r.nextID++
 	b := newBridge(r, info, s, c)
 	r.bridges[info.ID] = b
-	r.wg.Add(2)
+	r.wg.Add(1) // until finish
+	var p *poller
+	if b.raw != nil && r.cfg.localMode == localPoll {
+		p = r.pollerLocked()
+	}
 	r.mu.Unlock()
 
 	r.protect(info.Peer)
@@ -134,8 +142,36 @@ func (r *Registry) Bridge(s network.Stream, c net.Conn, origin, target ma.Multia
 	if r.cfg.onOpen != nil {
 		r.cfg.onOpen(info)
 	}
-	b.run()
+	b.run(p)
 	return info, nil
+}
+
+// pollerLocked returns the registry poller, starting it on first use, or nil
+// if there is none. r.mu must be held (it is not closed).
+func (r *Registry) pollerLocked() *poller {
+	if r.poll != nil || r.pollFailed {
+		return r.poll
+	}
+	p, err := newPoller()
+	if err != nil {
+		r.pollFailed = true
+		log.Debugw("idle local connections will each keep a goroutine", "err", err)
+		return nil
+	}
+	r.poll = p
+	r.spawn(p.run)
+	return p
+}
+
+// spawn runs f in a goroutine counted in r.wg. The caller must ensure the
+// count cannot be zero (it holds r.mu with the registry open, or runs for a
+// bridge that is not finished).
+func (r *Registry) spawn(f func()) {
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		f()
+	}()
 }
 
 // List returns the open streams sorted by ID.
@@ -222,6 +258,12 @@ func (r *Registry) Close() error {
 	r.closed = true
 	r.mu.Unlock()
 	r.resetAll(ErrClosed)
+	r.mu.Lock()
+	p := r.poll
+	r.mu.Unlock()
+	if p != nil {
+		p.close() // every bridge has finished: nothing uses it any more
+	}
 	r.wg.Wait()
 	return nil
 }
@@ -250,6 +292,7 @@ func (r *Registry) finish(b *bridge) {
 		r.cfg.onClose(info, err)
 	}
 	close(b.done)
+	r.wg.Done()
 }
 
 func (r *Registry) protect(p peer.ID) {
