@@ -487,8 +487,8 @@ func TestForwardDialFailureIsShown(t *testing.T) {
 		return nil
 	})
 	r := a.cli("ls")
-	if !strings.Contains(r.stdout, "last error:") {
-		t.Fatalf("ls text does not show the error:\n%s", r.stdout)
+	if lines := strings.Split(strings.TrimSpace(r.stdout), "\n"); len(lines) != 1 || !strings.Contains(r.stderr, "/x/nobody "+f.ListenAddress+": last error: ") {
+		t.Fatalf("ls text: one line on stdout and the error on stderr expected; got %s", r)
 	}
 }
 

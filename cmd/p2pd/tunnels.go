@@ -157,8 +157,8 @@ var lsCmd = &command{
 	args:  "[--json]",
 	short: "list listeners: forwards first, then listens",
 	help: `OUTPUT
-  One line per listener: PROTOCOL LISTEN TARGET; a forward whose last dial failed shows why
-  on the next line, indented.
+  One line per listener: PROTOCOL LISTEN TARGET. Why an entry's last dial failed, if it did,
+  goes to stderr (and is last_error in --json).
 
 EXAMPLES
   p2pd ls
@@ -187,7 +187,8 @@ EXAMPLES
 		for _, l := range ls {
 			fmt.Fprintf(e.stdout, "%s %s %s\n", l.Protocol, l.ListenAddress, l.TargetAddress)
 			if l.LastError != "" {
-				fmt.Fprintf(e.stdout, "  last error: %s\n", l.LastError)
+				// stdout stays one line per listener for scripts.
+				fmt.Fprintf(e.stderr, "%s %s: last error: %s\n", l.Protocol, l.ListenAddress, l.LastError)
 			}
 		}
 		return nil
