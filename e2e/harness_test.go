@@ -77,6 +77,8 @@ type node struct {
 	exit  error
 	// readyAt is when the api: line arrived.
 	readyAt time.Time
+	// netns, if set, is the network namespace the daemon and its CLI run in.
+	netns string
 }
 
 // lockedBuffer is a bytes.Buffer safe for a writer goroutine and readers.
@@ -120,6 +122,9 @@ func (n *node) start() {
 	t := n.t
 	t.Helper()
 	cmd := exec.Command(bin, n.args...)
+	if n.netns != "" {
+		cmd = exec.Command("ip", append([]string{"netns", "exec", n.netns, bin}, n.args...)...)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Env = os.Environ() // production log levels: p2pd warnings, library errors
 	stdout, err := cmd.StdoutPipe()
@@ -248,9 +253,15 @@ func (r result) String() string {
 // p2pd runs the CLI with args and returns what it did.
 func p2pd(t testing.TB, args ...string) result {
 	t.Helper()
+	return run(t, bin, args...)
+}
+
+// run runs a command to its end and returns what it did.
+func run(t testing.TB, name string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd := exec.CommandContext(ctx, name, args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -258,7 +269,7 @@ func p2pd(t testing.TB, args ...string) result {
 	if err != nil {
 		ee, ok := err.(*exec.ExitError)
 		if !ok {
-			t.Fatalf("running p2pd %v: %v", args, err)
+			t.Fatalf("running %s %v: %v", name, args, err)
 		}
 		code = ee.ExitCode()
 	}
@@ -268,7 +279,11 @@ func p2pd(t testing.TB, args ...string) result {
 // cli runs a CLI command against this daemon (through its repo).
 func (n *node) cli(args ...string) result {
 	n.t.Helper()
-	return p2pd(n.t, append(args, "--repo", n.repo)...)
+	args = append(args, "--repo", n.repo)
+	if n.netns != "" {
+		return run(n.t, "ip", append([]string{"netns", "exec", n.netns, bin}, args...)...)
+	}
+	return p2pd(n.t, args...)
 }
 
 // mustJSON runs a CLI command with --json, requires exit 0 and decodes it.

@@ -52,6 +52,11 @@ func hostPort(t testing.TB, maddr string) string {
 	return net.JoinHostPort(parts[2], parts[4])
 }
 
+// dialOnce dials addr without failing the test.
+func dialOnce(addr string) (net.Conn, error) {
+	return net.DialTimeout("tcp", addr, 10*time.Second)
+}
+
 func dial(t testing.TB, addr string) *net.TCPConn {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
