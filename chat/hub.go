@@ -16,6 +16,9 @@ const (
 	retryMax = 30 * time.Second
 )
 
+// protectTag is the connection-manager tag of peers in the room.
+const protectTag = "p2pd-chat"
+
 // sendReq asks the hub to broadcast text; the hub answers on reply
 // (capacity 1) with the number of peers it queued text for.
 type sendReq struct {
@@ -70,8 +73,9 @@ func (h *hub) run(ctx context.Context) {
 	tick := time.NewTicker(r.cfg.sweep)
 	defer tick.Stop()
 	defer func() {
-		for _, s := range h.sessions {
+		for p, s := range h.sessions {
 			s.stop(true)
+			r.h.ConnManager().Unprotect(p, protectTag)
 		}
 	}()
 	for {
@@ -191,6 +195,9 @@ func (h *hub) install(ctx context.Context, s *session) {
 		old.stop(false)
 		log.Debugw("chat session replaced", "peer", s.peer)
 	} else {
+		// Keep the connection while the peer is in the room: the
+		// connection manager would otherwise trim it like any other.
+		h.r.h.ConnManager().Protect(s.peer, protectTag)
 		h.emit(ctx, Event{Kind: PeerJoined, Peer: s.peer})
 		log.Infow("peer joined", "peer", s.peer, "room", h.r.name)
 	}
@@ -208,6 +215,7 @@ func (h *hub) ended(ctx context.Context, end sessionEnd) {
 		return
 	}
 	delete(h.sessions, s.peer)
+	h.r.h.ConnManager().Unprotect(s.peer, protectTag)
 	h.emit(ctx, Event{Kind: PeerLeft, Peer: s.peer, Err: end.err})
 	log.Infow("peer left", "peer", s.peer, "room", h.r.name, "err", end.err)
 	if o := h.openers[s.peer]; o != nil {

@@ -33,6 +33,7 @@ type config struct {
 	writeTimeout time.Duration
 	sweep        time.Duration              // how often the hub re-examines connected peers
 	queue        int                        // messages queued per peer before it counts as too slow
+	linger       time.Duration              // how long a closing session waits for the peer to close its half
 	onDial       func(p peer.ID, err error) // tests: how each attempt to open a session ended
 }
 
@@ -43,6 +44,7 @@ func defaultConfig() config {
 		writeTimeout: DefaultWriteTimeout,
 		sweep:        5 * time.Second,
 		queue:        128,
+		linger:       2 * time.Second,
 	}
 }
 

@@ -127,7 +127,7 @@ func New(h host.Host, name string, opts ...Option) (*Room, error) {
 	if h == nil {
 		return nil, errors.New("chat needs a host: got nil")
 	}
-	if err := checkRoomName(name); err != nil {
+	if err := ValidateRoom(name); err != nil {
 		return nil, err
 	}
 	cfg := defaultConfig()
@@ -154,7 +154,9 @@ func New(h host.Host, name string, opts ...Option) (*Room, error) {
 	}, nil
 }
 
-func checkRoomName(name string) error {
+// ValidateRoom checks a room name the way New does, so a command line can
+// be checked before any host is built.
+func ValidateRoom(name string) error {
 	switch {
 	case name == "":
 		return errors.New("invalid room name: empty")

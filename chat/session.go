@@ -15,14 +15,18 @@ import (
 )
 
 // session is one peer's chat stream, after the handshake. Its reader and
-// writer goroutines are started by the hub; the writer closes or resets the
-// stream when it ends.
+// writer goroutines are started by the hub. A session ends gracefully the
+// way a request ends: the writer sends what is queued and half-closes; the
+// reader reads until the peer half-closes too (bounded by config.linger),
+// then closes the stream. So what was sent is read before the connection
+// can go, even when the host closes right after the room.
 type session struct {
 	peer   peer.ID
 	stream network.Stream
 	lines  *lineReader   // also read the handshake: it may hold buffered bytes
 	out    chan string   // messages queued for the peer
 	quit   chan struct{} // closed by stop
+	wrote  chan struct{} // closed when the writer ends
 	once   sync.Once
 
 	// stopping is set by the hub when it drops the session; only the hub
@@ -37,6 +41,7 @@ func (r *Room) newSession(p peer.ID, s network.Stream, lr *lineReader) *session 
 		lines:  lr,
 		out:    make(chan string, r.cfg.queue),
 		quit:   make(chan struct{}),
+		wrote:  make(chan struct{}),
 	}
 }
 
@@ -51,8 +56,8 @@ func (s *session) enqueue(text string) bool {
 }
 
 // stop ends the session. Gracefully, the writer sends what is queued and
-// then closes the stream (the peer reads EOF); otherwise the stream is reset
-// now. Only the first call counts.
+// then half-closes the stream (the peer reads EOF); otherwise the stream is
+// reset now. Only the first call counts.
 func (s *session) stop(graceful bool) {
 	s.once.Do(func() {
 		if !graceful {
@@ -167,6 +172,7 @@ func (r *Room) readLoop(ctx context.Context, s *session) {
 		if errors.Is(err, ErrLineTooLong) {
 			log.Warnw("refused a line from a peer", "peer", s.peer, "err", err)
 			if !r.deliver(ctx, Event{Kind: Notice, Peer: s.peer, Err: fmt.Errorf("refused a line from the peer: %w", err)}) {
+				err = nil // the room is closing
 				break
 			}
 			continue
@@ -178,7 +184,7 @@ func (r *Room) readLoop(ctx context.Context, s *session) {
 			continue
 		}
 		if !r.deliver(ctx, Event{Kind: Message, Peer: s.peer, Text: text}) {
-			err = nil
+			err = nil // the room is closing
 			break
 		}
 	}
@@ -186,6 +192,8 @@ func (r *Room) readLoop(ctx context.Context, s *session) {
 		err = nil
 	}
 	s.stop(err == nil)
+	<-s.wrote
+	s.stream.Close() // both halves are done (or the stream was reset)
 	select {
 	case r.unregister <- sessionEnd{sess: s, err: err}:
 	case <-ctx.Done():
@@ -203,9 +211,11 @@ func (r *Room) deliver(ctx context.Context, ev Event) bool {
 }
 
 // writeLoop sends the queued messages until the session stops, then sends
-// what is still queued (unless the stream was reset) and closes the stream.
-// A write that fails or times out resets the stream, which ends the reader.
+// what is still queued (unless the stream was reset), half-closes the stream
+// and gives the peer config.linger to half-close too. A write that fails or
+// times out resets the stream, which ends the reader.
 func (r *Room) writeLoop(s *session) {
+	defer close(s.wrote)
 	w := bufio.NewWriter(s.stream)
 	write := func(text string) error {
 		if err := s.stream.SetWriteDeadline(time.Now().Add(r.cfg.writeTimeout)); err != nil {
@@ -231,6 +241,17 @@ func (r *Room) writeLoop(s *session) {
 				return
 			}
 		case <-s.quit:
+			// What is still queued gets config.linger in all, not a write
+			// timeout each: the session is ending.
+			if err := s.stream.SetWriteDeadline(time.Now().Add(r.cfg.linger)); err != nil {
+				s.stream.Reset()
+				return
+			}
+			write = func(text string) error {
+				w.WriteString(text)
+				w.WriteByte('\n')
+				return w.Flush()
+			}
 			for {
 				select {
 				case text := <-s.out:
@@ -239,7 +260,12 @@ func (r *Room) writeLoop(s *session) {
 						return
 					}
 				default:
-					s.stream.Close()
+					if err := s.stream.CloseWrite(); err != nil {
+						s.stream.Reset()
+						return
+					}
+					// Unblocks the reader if the peer never half-closes.
+					s.stream.SetReadDeadline(time.Now().Add(r.cfg.linger))
 					return
 				}
 			}

@@ -103,6 +103,9 @@ func NewTerminal(r *Room, in io.Reader, out, errOut io.Writer, opts ...TerminalO
 	if f, ok := out.(*os.File); ok {
 		t.width = func() int { return termWidth(f) }
 	}
+	if cfg.interactive {
+		t.ed = &editor{prompt: cfg.prompt, maxBytes: 4 * r.MaxLineBytes(), width: t.width}
+	}
 	return t, nil
 }
 
@@ -123,9 +126,9 @@ func (t *Terminal) Run(ctx context.Context) (err error) {
 	in := t.in
 	if f, ok := in.(*os.File); ok {
 		if t.cfg.interactive && IsTerminal(f) {
-			restore, err := editMode(f)
-			if err != nil {
-				return err
+			restore, merr := editMode(f)
+			if merr != nil {
+				return merr
 			}
 			defer func() {
 				if rerr := restore(); rerr != nil && err == nil {
@@ -135,8 +138,7 @@ func (t *Terminal) Run(ctx context.Context) (err error) {
 		}
 		in = newFileReader(f, ctx.Done())
 	}
-	if t.cfg.interactive {
-		t.ed = &editor{prompt: t.cfg.prompt, maxBytes: 4 * t.room.MaxLineBytes(), width: t.width}
+	if t.ed != nil {
 		t.notice(t.out, "type a line and press Enter to send it; /peers lists the room, /quit or Ctrl-D leaves")
 		defer t.endPrompt()
 	}
@@ -302,6 +304,12 @@ func errText(err error) string {
 		return "(no details)"
 	}
 	return err.Error()
+}
+
+// Notice prints "* text" on errOut, above the prompt if there is one. It is
+// safe to call from any goroutine, while Run runs or not.
+func (t *Terminal) Notice(text string) {
+	t.notice(t.errOut, text)
 }
 
 // notice prints "* text", dimmed.
