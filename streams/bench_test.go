@@ -12,6 +12,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 )
 
 // benchPair is one bridged stream: app is the local application's end of
@@ -289,5 +291,92 @@ func BenchmarkIdleBridge(b *testing.B) {
 				_ = p.app.Close()
 			}
 		})
+	}
+}
+
+// tcpStream is a network.Stream carried by a TCP connection, so that the
+// bridge's own cost can be measured without TLS and yamux.
+type tcpStream struct {
+	network.Stream // nil: only the methods below are used
+	c              *net.TCPConn
+	conn           network.Conn
+}
+
+func (t *tcpStream) Read(p []byte) (int, error)  { return t.c.Read(p) }
+func (t *tcpStream) Write(p []byte) (int, error) { return t.c.Write(p) }
+func (t *tcpStream) CloseWrite() error           { return t.c.CloseWrite() }
+func (t *tcpStream) Close() error                { return t.c.Close() }
+func (t *tcpStream) Reset() error                { abortConn(t.c); return nil }
+func (t *tcpStream) Protocol() protocol.ID       { return testProto }
+func (t *tcpStream) Conn() network.Conn          { return t.conn }
+
+type fakeConn struct{ network.Conn }
+
+func (fakeConn) RemotePeer() peer.ID { return "" }
+
+// BenchmarkBridgeTCP measures the bridge alone: TCP <-> bridge <-> TCP (a
+// stream stand-in), per buffer size and direction; an op is 1 MiB.
+func BenchmarkBridgeTCP(b *testing.B) {
+	chunk := make([]byte, 1<<20)
+	_, _ = rand.NewChaCha8([32]byte{}).Read(chunk)
+	type variant struct {
+		name string
+		opts []Option
+	}
+	variants := []variant{
+		{"plain-128KiB", []Option{withLocalMode(localPlain), WithBufferSize(128 << 10)}},
+		{"raw-128KiB", []Option{withLocalMode(localRaw), WithBufferSize(128 << 10)}},
+	}
+	for _, kib := range []int{32, 64, 128, 256, 512, 1024} {
+		variants = append(variants, variant{fmt.Sprintf("buf-%dKiB", kib), []Option{WithBufferSize(kib << 10)}})
+	}
+	for _, v := range variants {
+		for _, dir := range []string{"up", "down"} {
+			b.Run(v.name+"/"+dir, func(b *testing.B) {
+				local, app := tcpPair(b)
+				sNear, sFar := tcpPair(b)
+				r := NewRegistry(v.opts...)
+				defer r.Close()
+				if _, err := r.Bridge(&tcpStream{c: sNear, conn: fakeConn{}}, local, nil, nil); err != nil {
+					b.Fatal(err)
+				}
+				var w io.Writer = app
+				var rd io.Reader = sFar
+				if dir == "down" {
+					w, rd = sFar, app
+				}
+				b.SetBytes(1 << 20)
+				var before, after runtime.MemStats
+				runtime.ReadMemStats(&before)
+				cpu0 := cpuTime()
+				b.ResetTimer()
+				werr := make(chan error, 1)
+				go func() {
+					for range b.N {
+						if _, err := w.Write(chunk); err != nil {
+							werr <- err
+							return
+						}
+					}
+					werr <- nil
+				}()
+				buf := make([]byte, 256<<10)
+				for left := int64(b.N) << 20; left > 0; {
+					n, err := rd.Read(buf[:min(int64(len(buf)), left)])
+					left -= int64(n)
+					if err != nil {
+						b.Fatalf("read: %v", err)
+					}
+				}
+				if err := <-werr; err != nil {
+					b.Fatalf("write: %v", err)
+				}
+				b.StopTimer()
+				cpu := cpuTime() - cpu0
+				runtime.ReadMemStats(&after)
+				b.ReportMetric(float64(after.Mallocs-before.Mallocs)/float64(b.N), "allocs/MiB")
+				b.ReportMetric(cpu.Seconds()/float64(b.N)*1024, "cpu-s/GiB")
+			})
+		}
 	}
 }

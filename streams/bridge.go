@@ -97,8 +97,8 @@ func (b *bridge) snapshot() Info {
 
 // run starts the bridge; p is the registry poller or nil.
 func (b *bridge) run(p *poller) {
-	b.reg.spawn(b.runFromPeer)
 	b.poll = p
+	b.reg.spawn(b.runFromPeer)
 	if p == nil || b.raw == nil {
 		b.reg.spawn(b.runToPeer)
 		return
@@ -191,7 +191,16 @@ func (b *bridge) releaseLocal() {
 // half-closes the stream and returns nil; it returns errParked when the
 // direction went idle in the poller.
 func (b *bridge) copyToPeer() error {
-	defer b.releaseLocal()
+	err := b.copyToPeerLoop()
+	if err != errParked {
+		// Not after parking: by then another goroutine may own the reader
+		// (and a drained reader holds no buffer).
+		b.releaseLocal()
+	}
+	return err
+}
+
+func (b *bridge) copyToPeerLoop() error {
 	for {
 		p, err := b.nextLocal()
 		if len(p) > 0 {

@@ -19,6 +19,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	yamux "github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
@@ -40,9 +41,12 @@ func newHost(tb testing.TB) host.Host {
 	if err != nil {
 		tb.Fatalf("resource manager: %v", err)
 	}
+	// Generous handshake timeouts: the machine running the tests may be
+	// heavily loaded, and a slow handshake is not what these tests check.
 	h, err := libp2p.New(
 		libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"),
-		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Transport(tcp.NewTCPTransport, tcp.WithConnectionTimeout(time.Minute)),
+		libp2p.SwarmOpts(swarm.WithDialTimeoutLocal(time.Minute)),
 		libp2p.Security(libp2ptls.ID, libp2ptls.New),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
 		libp2p.ResourceManager(rm),
@@ -58,7 +62,7 @@ func newHost(tb testing.TB) host.Host {
 // connectHosts connects a to b.
 func connectHosts(tb testing.TB, a, b host.Host) {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := a.Connect(ctx, peer.AddrInfo{ID: b.ID(), Addrs: b.Addrs()}); err != nil {
 		tb.Fatalf("connect: %v", err)

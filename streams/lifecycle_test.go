@@ -1,10 +1,13 @@
 package streams
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -343,5 +346,75 @@ func TestFalseEOF(t *testing.T) {
 	}
 	if ev := tun.hooksA.next(t); !errors.Is(ev.err, network.ErrReset) {
 		t.Fatalf("bridge ended with %v, want a stream reset", ev.err)
+	}
+}
+
+// bridgeGoroutines counts the goroutines running bridge code.
+func bridgeGoroutines() int {
+	buf := make([]byte, 1<<22)
+	buf = buf[:runtime.Stack(buf, true)]
+	n := 0
+	for _, g := range bytes.Split(buf, []byte("\n\n")) {
+		if bytes.Contains(g, []byte("streams.(*bridge).run")) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestIdleGoroutines checks that with the poller an idle bridge keeps one
+// goroutine, and two when every direction waits in its own.
+func TestIdleGoroutines(t *testing.T) {
+	const conns = 20
+	for _, tc := range []struct {
+		name      string
+		mode      localMode
+		perBridge int
+	}{{"poll", localPoll, 1}, {"raw", localRaw, 2}} {
+		t.Run(tc.name, func(t *testing.T) {
+			tun := newTunnel(t, echo, tunnelConfig{
+				optsA: []Option{withLocalMode(tc.mode)},
+				optsB: []Option{withLocalMode(tc.mode)},
+			})
+			for range conns {
+				pingConn(t, tun.dial(t), "idle")
+			}
+			want := 2 * conns * tc.perBridge // a bridge on A and one on B
+			waitFor(t, fmt.Sprintf("%d bridge goroutines", want), func() bool {
+				return bridgeGoroutines() == want
+			})
+		})
+	}
+}
+
+// TestRoundTrips sends many small request/response exchanges on one
+// connection, so the local direction goes idle and wakes up again each time.
+func TestRoundTrips(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mode localMode
+	}{{"poll", localPoll}, {"raw", localRaw}, {"plain", localPlain}} {
+		t.Run(tc.name, func(t *testing.T) {
+			tun := newTunnel(t, echo, tunnelConfig{
+				optsA: []Option{withLocalMode(tc.mode)},
+				optsB: []Option{withLocalMode(tc.mode)},
+			})
+			c := tun.dial(t)
+			msg := bytes.Repeat([]byte("0123456789"), 100)
+			got := make([]byte, len(msg))
+			for i := range 300 {
+				msg[0] = byte(i)
+				if _, err := c.Write(msg); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, msg) {
+					t.Fatalf("round trip %d: %v, equal %v", i, err, bytes.Equal(got, msg))
+				}
+			}
+			waitFor(t, "300000 bytes counted out", func() bool {
+				i, ok := tun.regA.Get(0)
+				return ok && i.BytesOut == 300*1000 && i.BytesIn == 300*1000
+			})
+		})
 	}
 }

@@ -37,16 +37,6 @@ func (bp *bufPool) put(b *[]byte) {
 	bp.p.Put(b)
 }
 
-// chunkReader yields the data of one direction in chunks.
-type chunkReader interface {
-	// next returns the next chunk, possibly together with an error (io.EOF at
-	// the end). The chunk is valid until the following call to next or
-	// release.
-	next() ([]byte, error)
-	// release gives back any pooled buffer; the reader is not used after.
-	release()
-}
-
 // smallFirstReader reads any io.Reader without holding a pooled buffer while
 // the reader blocks: it first reads into a small inline buffer and only when
 // that fills up takes a pooled buffer to read what is already waiting.

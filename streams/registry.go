@@ -9,11 +9,18 @@
 // stream and closes the local connection with SO_LINGER 0 so the local
 // application sees a connection reset. Each bridge is torn down exactly once.
 //
+// Bridges are built to be cheap when idle: no copy buffer is held by a
+// direction that waits for data, and on Linux an idle TCP or Unix connection
+// is watched by one epoll-based poller per registry instead of a goroutine of
+// its own, so an idle bridge costs one parked goroutine (4 KiB of stack) and
+// under 2 KiB of heap (BenchmarkIdleBridge).
+//
 // The package does not open streams, dial or accept connections, or apply
 // any policy about who may connect: that is the job of package listeners.
 package streams
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -108,7 +115,7 @@ func (r *Registry) Bridge(s network.Stream, c net.Conn, origin, target ma.Multia
 		if c != nil {
 			abortConn(c)
 		}
-		return Info{}, fmt.Errorf("bridging a stream: stream and connection must both be set")
+		return Info{}, errors.New("bridging a stream: stream and connection must both be set")
 	}
 	info := Info{
 		Protocol: s.Protocol(),
