@@ -301,25 +301,28 @@ func TestStreamsCloseAndListenerClose(t *testing.T) {
 	svc := startService(t, echoHandler)
 	addr := tunnel(t, a, b, "/x/echo", svc.maddr())
 
+	// Open c1 and carry data before opening c2, so c1's stream is 0.
 	c1 := dial(t, addr)
+	if err := echoCheck(c1, 0, 100); err != nil {
+		t.Fatal(err)
+	}
 	c2 := dial(t, addr)
-	for i, c := range []net.Conn{c1, c2} {
-		if err := echoCheck(c, i, 100); err != nil {
-			t.Fatal(err)
-		}
+	if err := echoCheck(c2, 1, 100); err != nil {
+		t.Fatal(err)
 	}
 	var ss []api.Stream
 	a.mustJSON(&ss, "streams")
 	if len(ss) != 2 || ss[0].ID != 0 || ss[1].ID != 1 {
 		t.Fatalf("streams: %+v", ss)
 	}
-	if ss[0].Protocol != "/x/echo" || ss[0].Peer != b.id || ss[0].BytesOut != 100 || ss[0].BytesIn != 100 {
-		t.Fatalf("stream 0: %+v", ss[0])
+	c1Origin := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", c1.LocalAddr().(*net.TCPAddr).Port)
+	if ss[0].OriginAddress != c1Origin || ss[0].Protocol != "/x/echo" || ss[0].Peer != b.id ||
+		ss[0].BytesOut != 100 || ss[0].BytesIn != 100 || ss[0].TargetAddress != "/p2p/"+b.id {
+		t.Fatalf("stream 0: %+v, want origin %s", ss[0], c1Origin)
 	}
 	// Text output: ID PROTOCOL ORIGIN TARGET.
 	r := a.cli("streams")
-	first := strings.Fields(strings.Split(r.stdout, "\n")[0])
-	if len(first) != 4 || first[0] != "0" || first[1] != "/x/echo" || first[3] != "/p2p/"+b.id {
+	if first := strings.Split(r.stdout, "\n")[0]; first != "0 /x/echo "+c1Origin+" /p2p/"+b.id {
 		t.Fatalf("streams text: %q", r.stdout)
 	}
 

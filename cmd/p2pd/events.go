@@ -33,20 +33,12 @@ EXAMPLES
   p2pd events
   p2pd events --json | jq -c 'select(.type == "stream_closed")'`,
 	run: func(ctx context.Context, e *env, c *command, args []string) error {
-		fs := newFlagSet(e, c)
-		cf := addClientFlags(fs)
-		pos, err := parseArgs(e, c, fs, args)
+		fs, cf := clientFlagSet(e, c)
+		k, err := parseCall(e, c, fs, cf, args)
 		if err != nil {
 			return err
 		}
-		if err := wantArgs(pos); err != nil {
-			return err
-		}
-		cl, err := cf.client()
-		if err != nil {
-			return err
-		}
-		es, err := cl.Events(ctx)
+		es, err := k.cl.Events(ctx)
 		if err != nil {
 			return explain(err)
 		}

@@ -115,3 +115,44 @@ func explain(err error) error {
 func printJSONLine(w io.Writer, v any) error {
 	return json.NewEncoder(w).Encode(v)
 }
+
+// call is one parsed invocation of a command that talks to the daemon.
+type call struct {
+	e   *env
+	pos []string // the positional arguments, as many as the command names
+	cf  *clientFlags
+	cl  client.Client
+}
+
+// clientFlagSet returns a flag set for c with the client flags on it; the
+// command adds its own flags before calling parse.
+func clientFlagSet(e *env, c *command) (*flag.FlagSet, *clientFlags) {
+	fs := newFlagSet(e, c)
+	return fs, addClientFlags(fs)
+}
+
+// parseCall parses args (flags anywhere), requires exactly the positional
+// arguments names, and builds the API client (no I/O yet).
+func parseCall(e *env, c *command, fs *flag.FlagSet, cf *clientFlags, args []string, names ...string) (*call, error) {
+	pos, err := parseArgs(e, c, fs, args)
+	if err != nil {
+		return nil, err
+	}
+	if err := wantArgs(pos, names...); err != nil {
+		return nil, err
+	}
+	cl, err := cf.client()
+	if err != nil {
+		return nil, err
+	}
+	return &call{e: e, pos: pos, cf: cf, cl: cl}, nil
+}
+
+// show prints v as indented JSON with --json, and otherwise calls text.
+func (k *call) show(v any, text func(w io.Writer)) error {
+	if k.cf.json {
+		return printJSON(k.e.stdout, v)
+	}
+	text(k.e.stdout)
+	return nil
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -18,35 +19,25 @@ var idCmd = &command{
   p2pd id
   p2pd id --json | jq -r .id`,
 	run: func(ctx context.Context, e *env, c *command, args []string) error {
-		fs := newFlagSet(e, c)
-		cf := addClientFlags(fs)
-		pos, err := parseArgs(e, c, fs, args)
+		fs, cf := clientFlagSet(e, c)
+		k, err := parseCall(e, c, fs, cf, args)
 		if err != nil {
 			return err
 		}
-		if err := wantArgs(pos); err != nil {
-			return err
-		}
-		cl, err := cf.client()
-		if err != nil {
-			return err
-		}
-		id, err := cl.ID(ctx)
+		id, err := k.cl.ID(ctx)
 		if err != nil {
 			return explain(err)
 		}
-		if cf.json {
-			return printJSON(e.stdout, id)
-		}
-		fmt.Fprintf(e.stdout, "peer id: %s\nagent: %s\naddresses:\n", id.ID, id.AgentVersion)
-		for _, a := range id.Addresses {
-			fmt.Fprintf(e.stdout, "  %s\n", a)
-		}
-		fmt.Fprintln(e.stdout, "protocols:")
-		for _, p := range id.Protocols {
-			fmt.Fprintf(e.stdout, "  %s\n", p)
-		}
-		return nil
+		return k.show(id, func(w io.Writer) {
+			fmt.Fprintf(w, "peer id: %s\nagent: %s\naddresses:\n", id.ID, id.AgentVersion)
+			for _, a := range id.Addresses {
+				fmt.Fprintf(w, "  %s\n", a)
+			}
+			fmt.Fprintln(w, "protocols:")
+			for _, p := range id.Protocols {
+				fmt.Fprintf(w, "  %s\n", p)
+			}
+		})
 	},
 }
 
@@ -61,30 +52,20 @@ EXAMPLES
   p2pd peers
   p2pd peers --json`,
 	run: func(ctx context.Context, e *env, c *command, args []string) error {
-		fs := newFlagSet(e, c)
-		cf := addClientFlags(fs)
-		pos, err := parseArgs(e, c, fs, args)
+		fs, cf := clientFlagSet(e, c)
+		k, err := parseCall(e, c, fs, cf, args)
 		if err != nil {
 			return err
 		}
-		if err := wantArgs(pos); err != nil {
-			return err
-		}
-		cl, err := cf.client()
-		if err != nil {
-			return err
-		}
-		peers, err := cl.Peers(ctx)
+		peers, err := k.cl.Peers(ctx)
 		if err != nil {
 			return explain(err)
 		}
-		if cf.json {
-			return printJSON(e.stdout, peers)
-		}
-		for _, p := range peers {
-			fmt.Fprintf(e.stdout, "%s %s %s %.1fms\n", p.ID, p.Address, p.Direction, p.LatencyMS)
-		}
-		return nil
+		return k.show(peers, func(w io.Writer) {
+			for _, p := range peers {
+				fmt.Fprintf(w, "%s %s %s %.1fms\n", p.ID, p.Address, p.Direction, p.LatencyMS)
+			}
+		})
 	},
 }
 
@@ -98,31 +79,19 @@ var connectCmd = &command{
 EXAMPLES
   p2pd connect /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW...`,
 	run: func(ctx context.Context, e *env, c *command, args []string) error {
-		fs := newFlagSet(e, c)
-		cf := addClientFlags(fs)
-		pos, err := parseArgs(e, c, fs, args)
+		fs, cf := clientFlagSet(e, c)
+		k, err := parseCall(e, c, fs, cf, args, "MULTIADDR/p2p/ID")
 		if err != nil {
 			return err
 		}
-		if err := wantArgs(pos, "MULTIADDR/p2p/ID"); err != nil {
+		if err := checkP2PAddr("MULTIADDR", k.pos[0]); err != nil {
 			return err
 		}
-		if err := checkP2PAddr("MULTIADDR", pos[0]); err != nil {
-			return err
-		}
-		cl, err := cf.client()
-		if err != nil {
-			return err
-		}
-		res, err := cl.Connect(ctx, pos[0])
+		res, err := k.cl.Connect(ctx, k.pos[0])
 		if err != nil {
 			return explain(err)
 		}
-		if cf.json {
-			return printJSON(e.stdout, res)
-		}
-		fmt.Fprintf(e.stdout, "connected to %s\n", res.ID)
-		return nil
+		return k.show(res, func(w io.Writer) { fmt.Fprintf(w, "connected to %s\n", res.ID) })
 	},
 }
 
@@ -142,34 +111,24 @@ EXAMPLES
   p2pd find my-team --timeout 30s
   p2pd find my-team --json`,
 	run: func(ctx context.Context, e *env, c *command, args []string) error {
-		fs := newFlagSet(e, c)
-		cf := addClientFlags(fs)
+		fs, cf := clientFlagSet(e, c)
 		timeout := fs.Duration("timeout", 10*time.Second, "how long to search")
-		pos, err := parseArgs(e, c, fs, args)
+		k, err := parseCall(e, c, fs, cf, args, "STRING")
 		if err != nil {
-			return err
-		}
-		if err := wantArgs(pos, "STRING"); err != nil {
 			return err
 		}
 		if *timeout <= 0 {
 			return usagef("invalid --timeout value %s: must be positive", *timeout)
 		}
-		cl, err := cf.client()
-		if err != nil {
-			return err
-		}
-		found, err := cl.Find(ctx, pos[0], *timeout)
+		found, err := k.cl.Find(ctx, k.pos[0], *timeout)
 		if err != nil {
 			return explain(err)
 		}
-		if cf.json {
-			return printJSON(e.stdout, found)
-		}
-		for _, p := range found {
-			fmt.Fprintf(e.stdout, "%s %s\n", p.ID, strings.Join(p.Addresses, " "))
-		}
-		return nil
+		return k.show(found, func(w io.Writer) {
+			for _, p := range found {
+				fmt.Fprintf(w, "%s %s\n", p.ID, strings.Join(p.Addresses, " "))
+			}
+		})
 	},
 }
 

@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"io"
 	"strconv"
 
 	"github.com/p2pd/p2pd/api"
@@ -28,21 +28,17 @@ EXAMPLES
   p2pd listen /x/web /ip4/127.0.0.1/tcp/8080 --allow-peer 12D3KooW... --report-peer-id
   p2pd listen /x/tmp /ip4/127.0.0.1/tcp/9000 --foreground   # removed when this command ends`,
 	run: func(ctx context.Context, e *env, c *command, args []string) error {
-		fs := newFlagSet(e, c)
-		cf := addClientFlags(fs)
+		fs, cf := clientFlagSet(e, c)
 		custom := fs.Bool("allow-custom-protocol", false, "allow a PROTOCOL outside /x/")
 		report := fs.Bool("report-peer-id", false, "send `<peer id>\\n` to TARGET before the stream's bytes")
 		var allow listFlag
 		fs.Var(&allow, "allow-peer", "only this peer `ID` may open the service (repeatable)")
 		fg := fs.Bool("foreground", false, "keep the listener only while this command runs")
-		pos, err := parseArgs(e, c, fs, args)
+		k, err := parseCall(e, c, fs, cf, args, "PROTOCOL", "TARGET")
 		if err != nil {
 			return err
 		}
-		if err := wantArgs(pos, "PROTOCOL", "TARGET"); err != nil {
-			return err
-		}
-		if _, err := parseMultiaddr("TARGET", pos[1]); err != nil {
+		if _, err := parseMultiaddr("TARGET", k.pos[1]); err != nil {
 			return err
 		}
 		for _, p := range allow {
@@ -50,24 +46,20 @@ EXAMPLES
 				return err
 			}
 		}
-		cl, err := cf.client()
-		if err != nil {
-			return err
-		}
-		req := api.ListenRequest{Protocol: pos[0], Target: pos[1], AllowCustomProtocol: *custom,
+		req := api.ListenRequest{Protocol: k.pos[0], Target: k.pos[1], AllowCustomProtocol: *custom,
 			ReportPeerID: *report, AllowPeers: allow}
 		if *fg {
-			t, err := cl.ListenForeground(ctx, req)
+			t, err := k.cl.ListenForeground(ctx, req)
 			if err != nil {
 				return explain(err)
 			}
-			return holdTunnel(ctx, e, cf, t)
+			return k.hold(ctx, t)
 		}
-		l, err := cl.Listen(ctx, req)
+		l, err := k.cl.Listen(ctx, req)
 		if err != nil {
 			return explain(err)
 		}
-		return printListener(e, cf, l)
+		return k.showListener(l)
 	},
 }
 
@@ -89,47 +81,39 @@ EXAMPLES
   p2pd forward /x/ssh /ip4/127.0.0.1/tcp/2222 /p2p/12D3KooW...
   p2pd forward /x/web /ip4/127.0.0.1/tcp/0 /ip4/192.0.2.7/tcp/4001/p2p/12D3KooW... --json`,
 	run: func(ctx context.Context, e *env, c *command, args []string) error {
-		fs := newFlagSet(e, c)
-		cf := addClientFlags(fs)
+		fs, cf := clientFlagSet(e, c)
 		custom := fs.Bool("allow-custom-protocol", false, "allow a PROTOCOL outside /x/")
 		fg := fs.Bool("foreground", false, "keep the forward only while this command runs")
-		pos, err := parseArgs(e, c, fs, args)
+		k, err := parseCall(e, c, fs, cf, args, "PROTOCOL", "LISTEN", "TARGET")
 		if err != nil {
 			return err
 		}
-		if err := wantArgs(pos, "PROTOCOL", "LISTEN", "TARGET"); err != nil {
+		if _, err := parseMultiaddr("LISTEN", k.pos[1]); err != nil {
 			return err
 		}
-		if _, err := parseMultiaddr("LISTEN", pos[1]); err != nil {
+		if err := checkP2PAddr("TARGET", k.pos[2]); err != nil {
 			return err
 		}
-		if err := checkP2PAddr("TARGET", pos[2]); err != nil {
-			return err
-		}
-		cl, err := cf.client()
-		if err != nil {
-			return err
-		}
-		req := api.ForwardRequest{Protocol: pos[0], Listen: pos[1], Target: pos[2], AllowCustomProtocol: *custom}
+		req := api.ForwardRequest{Protocol: k.pos[0], Listen: k.pos[1], Target: k.pos[2], AllowCustomProtocol: *custom}
 		if *fg {
-			t, err := cl.ForwardForeground(ctx, req)
+			t, err := k.cl.ForwardForeground(ctx, req)
 			if err != nil {
 				return explain(err)
 			}
-			return holdTunnel(ctx, e, cf, t)
+			return k.hold(ctx, t)
 		}
-		l, err := cl.Forward(ctx, req)
+		l, err := k.cl.Forward(ctx, req)
 		if err != nil {
 			return explain(err)
 		}
-		return printListener(e, cf, l)
+		return k.showListener(l)
 	},
 }
 
-// holdTunnel prints a foreground tunnel and keeps it until a signal (exit
-// 0) or until the daemon ends it (an error).
-func holdTunnel(ctx context.Context, e *env, cf *clientFlags, t *client.Tunnel) error {
-	if err := printListener(e, cf, &t.Listener); err != nil {
+// hold prints a foreground tunnel and keeps it until a signal (exit 0) or
+// until the daemon ends it (an error).
+func (k *call) hold(ctx context.Context, t *client.Tunnel) error {
+	if err := k.showListener(&t.Listener); err != nil {
 		t.Close()
 		return err
 	}
@@ -137,19 +121,20 @@ func holdTunnel(ctx context.Context, e *env, cf *clientFlags, t *client.Tunnel) 
 	case <-ctx.Done():
 		return t.Close()
 	case <-t.Done():
-		if err := t.Err(); err != nil {
-			return err
-		}
-		return nil
+		return t.Err()
 	}
 }
 
-func printListener(e *env, cf *clientFlags, l *api.Listener) error {
-	if cf.json {
-		return printJSON(e.stdout, l)
-	}
-	fmt.Fprintf(e.stdout, "%s %s %s\n", l.Protocol, l.ListenAddress, l.TargetAddress)
-	return nil
+// showCount prints how many things a close ended: N, or {"closed":N}.
+func (k *call) showCount(n int) error {
+	return k.show(api.CloseResponse{Closed: n}, func(w io.Writer) { fmt.Fprintln(w, n) })
+}
+
+// showListener prints one listener: PROTOCOL LISTEN TARGET, or JSON.
+func (k *call) showListener(l *api.Listener) error {
+	return k.show(l, func(w io.Writer) {
+		fmt.Fprintf(w, "%s %s %s\n", l.Protocol, l.ListenAddress, l.TargetAddress)
+	})
 }
 
 var lsCmd = &command{
@@ -164,34 +149,24 @@ EXAMPLES
   p2pd ls
   p2pd ls --json`,
 	run: func(ctx context.Context, e *env, c *command, args []string) error {
-		fs := newFlagSet(e, c)
-		cf := addClientFlags(fs)
-		pos, err := parseArgs(e, c, fs, args)
+		fs, cf := clientFlagSet(e, c)
+		k, err := parseCall(e, c, fs, cf, args)
 		if err != nil {
 			return err
 		}
-		if err := wantArgs(pos); err != nil {
-			return err
-		}
-		cl, err := cf.client()
-		if err != nil {
-			return err
-		}
-		ls, err := cl.Listeners(ctx)
+		ls, err := k.cl.Listeners(ctx)
 		if err != nil {
 			return explain(err)
 		}
-		if cf.json {
-			return printJSON(e.stdout, ls)
-		}
-		for _, l := range ls {
-			fmt.Fprintf(e.stdout, "%s %s %s\n", l.Protocol, l.ListenAddress, l.TargetAddress)
-			if l.LastError != "" {
-				// stdout stays one line per listener for scripts.
-				fmt.Fprintf(e.stderr, "%s %s: last error: %s\n", l.Protocol, l.ListenAddress, l.LastError)
+		return k.show(ls, func(w io.Writer) {
+			for _, l := range ls {
+				fmt.Fprintf(w, "%s %s %s\n", l.Protocol, l.ListenAddress, l.TargetAddress)
+				if l.LastError != "" {
+					// stdout stays one line per listener for scripts.
+					fmt.Fprintf(e.stderr, "%s %s: last error: %s\n", l.Protocol, l.ListenAddress, l.LastError)
+				}
 			}
-		}
-		return nil
+		})
 	},
 }
 
@@ -207,8 +182,7 @@ EXAMPLES
   p2pd close -l /ip4/127.0.0.1/tcp/2222
   p2pd close -a`,
 	run: func(ctx context.Context, e *env, c *command, args []string) error {
-		fs := newFlagSet(e, c)
-		cf := addClientFlags(fs)
+		fs, cf := clientFlagSet(e, c)
 		var req api.CloseRequest
 		fs.BoolVar(&req.All, "a", false, "close all listeners")
 		fs.BoolVar(&req.All, "all", false, "close all listeners")
@@ -218,11 +192,8 @@ EXAMPLES
 		fs.StringVar(&req.ListenAddress, "listen-address", "", "match `LISTEN` address")
 		fs.StringVar(&req.TargetAddress, "t", "", "match `TARGET` address")
 		fs.StringVar(&req.TargetAddress, "target-address", "", "match `TARGET` address")
-		pos, err := parseArgs(e, c, fs, args)
+		k, err := parseCall(e, c, fs, cf, args)
 		if err != nil {
-			return err
-		}
-		if err := wantArgs(pos); err != nil {
 			return err
 		}
 		filters := req.Protocol != "" || req.ListenAddress != "" || req.TargetAddress != ""
@@ -242,19 +213,11 @@ EXAMPLES
 				return err
 			}
 		}
-		cl, err := cf.client()
-		if err != nil {
-			return err
-		}
-		n, err := cl.Close(ctx, req)
+		n, err := k.cl.Close(ctx, req)
 		if err != nil {
 			return explain(err)
 		}
-		if cf.json {
-			return printJSON(e.stdout, api.CloseResponse{Closed: n})
-		}
-		fmt.Fprintln(e.stdout, n)
-		return nil
+		return k.showCount(n)
 	},
 }
 
@@ -276,36 +239,25 @@ EXAMPLES
 		if len(args) > 0 && args[0] == "close" {
 			return streamsClose(ctx, e, c, args[1:])
 		}
-		fs := newFlagSet(e, c)
-		cf := addClientFlags(fs)
-		pos, err := parseArgs(e, c, fs, args)
+		fs, cf := clientFlagSet(e, c)
+		k, err := parseCall(e, c, fs, cf, args)
 		if err != nil {
 			return err
 		}
-		if err := wantArgs(pos); err != nil {
-			return err
-		}
-		cl, err := cf.client()
-		if err != nil {
-			return err
-		}
-		ss, err := cl.Streams(ctx)
+		ss, err := k.cl.Streams(ctx)
 		if err != nil {
 			return explain(err)
 		}
-		if cf.json {
-			return printJSON(e.stdout, ss)
-		}
-		for _, s := range ss {
-			fmt.Fprintf(e.stdout, "%d %s %s %s\n", s.ID, s.Protocol, s.OriginAddress, s.TargetAddress)
-		}
-		return nil
+		return k.show(ss, func(w io.Writer) {
+			for _, s := range ss {
+				fmt.Fprintf(w, "%d %s %s %s\n", s.ID, s.Protocol, s.OriginAddress, s.TargetAddress)
+			}
+		})
 	},
 }
 
 func streamsClose(ctx context.Context, e *env, c *command, args []string) error {
-	fs := newFlagSet(e, c)
-	cf := addClientFlags(fs)
+	fs, cf := clientFlagSet(e, c)
 	var all bool
 	fs.BoolVar(&all, "a", false, "reset all streams")
 	fs.BoolVar(&all, "all", false, "reset all streams")
@@ -336,14 +288,8 @@ func streamsClose(ctx context.Context, e *env, c *command, args []string) error 
 	}
 	n, err := cl.CloseStreams(ctx, req)
 	if err != nil {
-		if errors.Is(err, client.ErrNotFound) {
-			return fmt.Errorf("%w", err)
-		}
 		return explain(err)
 	}
-	if cf.json {
-		return printJSON(e.stdout, api.CloseResponse{Closed: n})
-	}
-	fmt.Fprintln(e.stdout, n)
-	return nil
+	k := &call{e: e, pos: pos, cf: cf, cl: cl}
+	return k.showCount(n)
 }
