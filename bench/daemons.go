@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -142,24 +144,65 @@ func (d *daemon) streams(ctx context.Context) (int, error) {
 
 // profile fetches a CPU profile of `seconds` from the daemon's API into file.
 func (d *daemon) profile(ctx context.Context, seconds int, file string) error {
+	return d.pprof(ctx, fmt.Sprintf("profile?seconds=%d", seconds), file)
+}
+
+// metrics reads the daemon's Prometheus metrics and returns the values of
+// the unlabelled series among names.
+func (d *daemon) metrics(ctx context.Context, names ...string) (map[string]float64, error) {
+	rt, err := client.NewTransport(&client.Config{Repo: d.repo})
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://localhost"+api.RouteMetrics, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := (&http.Client{Transport: rt}).Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s: fetching metrics: %w", d.name, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: fetching metrics: %s", d.name, resp.Status)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]float64{}
+	for _, l := range strings.Split(string(b), "\n") {
+		name, val, ok := strings.Cut(l, " ")
+		if !ok || !slices.Contains(names, name) {
+			continue
+		}
+		if v, err := strconv.ParseFloat(strings.TrimSpace(val), 64); err == nil {
+			out[name] = v
+		}
+	}
+	return out, nil
+}
+
+// pprof fetches the pprof resource what (e.g. "heap") into file.
+func (d *daemon) pprof(ctx context.Context, what, file string) error {
 	rt, err := client.NewTransport(&client.Config{Repo: d.repo})
 	if err != nil {
 		return err
 	}
 	hc := &http.Client{Transport: rt}
-	url := fmt.Sprintf("http://localhost%s/profile?seconds=%d", api.RouteDebugPprof, seconds)
+	url := fmt.Sprintf("http://localhost%s/%s", api.RouteDebugPprof, what)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s: fetching a CPU profile: %w", d.name, err)
+		return fmt.Errorf("%s: fetching %s: %w", d.name, what, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("%s: fetching a CPU profile: %s: %s", d.name, resp.Status, b)
+		return fmt.Errorf("%s: fetching %s: %s: %s", d.name, what, resp.Status, b)
 	}
 	f, err := os.Create(file)
 	if err != nil {

@@ -66,16 +66,21 @@ type Figure struct {
 
 // Idle is the result of one idle-connections run.
 type Idle struct {
-	N            int        `json:"n"`
-	Opened       int        `json:"opened"`
-	Working      int        `json:"working_after_all_open"`
-	Streams      int        `json:"streams_seen_by_daemon"`
-	OpenSeconds  float64    `json:"seconds_to_open"`
-	KiBPerConnA  float64    `json:"rss_kib_per_conn_forwarding_daemon"`
-	KiBPerConnB  float64    `json:"rss_kib_per_conn_listening_daemon"`
-	RSSBeforeMiB [2]float64 `json:"rss_mib_before"`
-	RSSAfterMiB  [2]float64 `json:"rss_mib_after"`
-	Error        string     `json:"error,omitempty"`
+	N           int     `json:"n"`
+	Opened      int     `json:"opened"`
+	Working     int     `json:"working_after_all_open"`
+	Streams     int     `json:"streams_seen_by_daemon"`
+	OpenSeconds float64 `json:"seconds_to_open"`
+	KiBPerConnA float64 `json:"rss_kib_per_conn_forwarding_daemon"`
+	KiBPerConnB float64 `json:"rss_kib_per_conn_listening_daemon"`
+	// Per connection and daemon (forwarding, listening), from the daemons'
+	// Go runtime metrics: heap in use, goroutine stacks, goroutines.
+	HeapKiBPerConn    [2]float64 `json:"heap_inuse_kib_per_conn"`
+	StackKiBPerConn   [2]float64 `json:"stack_inuse_kib_per_conn"`
+	GoroutinesPerConn [2]float64 `json:"goroutines_per_conn"`
+	RSSBeforeMiB      [2]float64 `json:"rss_mib_before"`
+	RSSAfterMiB       [2]float64 `json:"rss_mib_after"`
+	Error             string     `json:"error,omitempty"`
 }
 
 // figure returns the figure with key, adding it if it is new.

@@ -62,7 +62,7 @@ func limitConfig(maxStreams int) rcmgr.ConcreteLimitConfig {
 // newResourceManager builds the resource manager for c.
 func newResourceManager(c *config) (network.ResourceManager, error) {
 	var opts []rcmgr.Option
-	if c.registerer == nil {
+	if !c.rcmgrMetrics {
 		opts = append(opts, rcmgr.WithMetricsDisabled())
 	}
 	if len(c.trusted) > 0 {

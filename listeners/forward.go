@@ -93,6 +93,7 @@ func (r *Registry) Forward(ctx context.Context, req ForwardRequest) (Info, error
 		ln:     ln,
 		peer:   id,
 		addrs:  addrs,
+		target: p2pTarget(id, req.Target),
 	}
 
 	r.regMu.Lock()
@@ -211,7 +212,7 @@ func (r *Registry) forwardConn(ctx context.Context, e *entry, c net.Conn) {
 		return
 	}
 
-	if _, err := r.streams.Bridge(s, c, origin, r.targetOf(e)); err != nil {
+	if _, err := r.streams.Bridge(s, c, origin, e.target); err != nil {
 		err = fmt.Errorf("bridging: %w", err)
 		r.recordError(e, err)
 		log.Warnw("forward: bridging failed", "peer", e.peer, "protocol", e.info.Protocol,
@@ -219,11 +220,12 @@ func (r *Registry) forwardConn(ctx context.Context, e *entry, c net.Conn) {
 	}
 }
 
-// targetOf returns /p2p/<target peer> of a forward.
-func (r *Registry) targetOf(e *entry) ma.Multiaddr {
-	c, err := ma.NewComponent("p2p", e.peer.String())
+// p2pTarget returns /p2p/<id>, the target a forward records for its
+// streams (given, the forward's whole target, if id does not encode).
+func p2pTarget(id peer.ID, given ma.Multiaddr) ma.Multiaddr {
+	c, err := ma.NewComponent("p2p", id.String())
 	if err != nil { // a peer.ID that came out of a multiaddr always encodes
-		return e.info.TargetAddr
+		return given
 	}
 	return c.Multiaddr()
 }

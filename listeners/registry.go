@@ -144,9 +144,10 @@ type entry struct {
 	stopped bool
 
 	// Forward only.
-	ln    net.Listener   // the local listener
-	peer  peer.ID        // the target peer
-	addrs []ma.Multiaddr // addresses given with the target, re-added before each dial
+	ln     net.Listener   // the local listener
+	peer   peer.ID        // the target peer
+	addrs  []ma.Multiaddr // addresses given with the target, re-added before each dial
+	target ma.Multiaddr   // /p2p/<peer>, the target recorded for each stream
 
 	// Listen only.
 	network, address string // the target in net.Dial form

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"encoding/xml"
+	"errors"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func TestSummarize(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []float64
+		want summary
+	}{
+		{"none", nil, summary{}},
+		{"one", []float64{3}, summary{3, 3, 3, 1}},
+		{"odd", []float64{5, 1, 3}, summary{3, 1, 5, 3}},
+		{"even", []float64{4, 1, 3, 2}, summary{2.5, 1, 4, 4}},
+		{"skips NaN and Inf", []float64{math.NaN(), 2, math.Inf(1)}, summary{2, 2, 2, 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := summarize(tt.in); got != tt.want {
+				t.Fatalf("summarize(%v) = %+v, want %+v", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestRatioPairsRepetitions checks that ratios are taken within a
+// repetition, not between medians.
+func TestRatioPairsRepetitions(t *testing.T) {
+	f := &Figure{Samples: map[string][]float64{
+		pathP2PD:   {100, 300, 50},
+		pathDirect: {1000, 1000, 100},
+	}}
+	got := f.ratio(pathP2PD, pathDirect)
+	want := summary{Median: 0.3, Min: 0.1, Max: 0.5, N: 3}
+	if math.Abs(got.Median-want.Median) > 1e-12 || got.Min != want.Min || got.Max != want.Max || got.N != want.N {
+		t.Fatalf("ratio = %+v, want %+v", got, want)
+	}
+	if s := f.ratio(pathRef, pathDirect); s.ok() {
+		t.Fatalf("ratio of a path without samples = %+v, want none", s)
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+		err  string
+	}{
+		{"1GiB", 1 << 30, ""},
+		{"64MiB", 64 << 20, ""},
+		{"512KiB", 512 << 10, ""},
+		{"1000", 1000, ""},
+		{"0", 0, `-size: "0" is not a size like 1GiB or 64MiB`},
+		{"1GB", 0, `-size: "1GB" is not a size like 1GiB or 64MiB`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := parseSize(tt.in)
+			if tt.err != "" {
+				if err == nil || err.Error() != tt.err {
+					t.Fatalf("parseSize(%q) error = %v, want %q", tt.in, err, tt.err)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("parseSize(%q) = %d, %v; want %d", tt.in, got, err, tt.want)
+			}
+		})
+	}
+}
+
+// TestSpliceFile checks that publishing replaces only the generated block
+// of BENCHMARKS.md.
+func TestSpliceFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "BENCHMARKS.md")
+	if err := spliceFile(file, "first\n"); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(file)
+	if want := "# p2pd benchmarks\n\n" + beginMarker + "\nfirst\n" + endMarker + "\n"; string(b) != want {
+		t.Fatalf("new file:\n%s\nwant:\n%s", b, want)
+	}
+	edited := "# Title\n\nintro\n\n" + beginMarker + "\nfirst\n" + endMarker + "\n\n## Notes\nhand-written\n"
+	if err := os.WriteFile(file, []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := spliceFile(file, "second\n"); err != nil {
+		t.Fatal(err)
+	}
+	b, _ = os.ReadFile(file)
+	if want := strings.Replace(edited, "first", "second", 1); string(b) != want {
+		t.Fatalf("spliced file:\n%s\nwant:\n%s", b, want)
+	}
+}
+
+// TestReportAndChart renders a report and a chart from a small result set:
+// the table has the ratio, the targets are judged, and the SVG is
+// well-formed XML.
+func TestReportAndChart(t *testing.T) {
+	res := &Results{Settings: Settings{Reps: 2, ParallelConns: 8, Nodes: 50, BulkBytes: 1 << 30, WriteSize: writeSize}}
+	tput := res.figure("tput1", "throughput", "MiB/s", true)
+	for _, v := range [][2]float64{{400, 1000}, {500, 1000}} {
+		tput.add(pathP2PD, v[0])
+		tput.add(pathDirect, v[1])
+	}
+	start := res.figure("startup", "start", "ms", false)
+	start.add(pathP2PD, 20)
+	res.Idle = []Idle{{N: 10000, Opened: 10000, Working: 10000, KiBPerConnA: 9, KiBPerConnB: 11}}
+
+	md := renderReport(res, "chart.svg", "results.json")
+	for _, want := range []string{
+		"| Throughput, 1 connection | MiB/s | 450 (400–500) | 1000 | – | 0.45× (0.40–0.50) | – |",
+		"| 1 connection ≥ 0.36× direct (kubo 0.17–0.19×) | 0.45× (0.40–0.50) | yes |",
+		"| daemon start to API ready ≤ 300 ms | 20.0 ms | yes |",
+		"| 10000 concurrent connections through one forward, all working | 10000 of 10000 | yes |",
+		"| ≤ 10 KiB of RSS per idle connection per daemon (kubo 21.7) | 9.0 KiB (forwarding), 11.0 KiB (listening), at 10000 | no |",
+		"| 64-byte round trip ≤ 2× direct (kubo 2.9×) | – | not measured |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+
+	svg := renderChart(res)
+	dec := xml.NewDecoder(strings.NewReader(svg))
+	for {
+		_, err := dec.Token()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.Fatalf("chart is not well-formed XML: %v", err)
+			}
+			break
+		}
+	}
+	if !strings.Contains(svg, "0.45×") {
+		t.Fatalf("chart lacks the 0.45× median of the 1-connection ratio")
+	}
+}
