@@ -90,7 +90,7 @@ func renderChart(res *Results) string {
 				for _, v := range []float64{b.s.Min, b.s.Max} {
 					fmt.Fprintf(&body, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" class="whisker"/>`+"\n", x(v), mid-4, x(v), mid+4)
 				}
-				fmt.Fprintf(&body, `<text x="%.1f" y="%d" class="value">%s×</text>`+"\n", x(b.s.Max)+6, mid+4, num(b.s.Median))
+				fmt.Fprintf(&body, `<text x="%.1f" y="%d" class="value">%s×</text>`+"\n", x(max(b.s.Max, b.kubo[1]))+6, mid+4, num(b.s.Median))
 			} else {
 				fmt.Fprintf(&body, `<text x="%d" y="%d" class="value">not measured</text>`+"\n", left+4, mid+4)
 			}

@@ -14,10 +14,14 @@
 // It writes results.json (raw samples), report.md (the tables) and
 // chart.svg (ratios) to -out, and with -publish also to bench/results/ and
 // between the markers of BENCHMARKS.md. No figure is pass/fail: the
-// targets are reported as measured.
+// targets are reported as measured. -compare BINARY measures another p2pd
+// build as one more path (for judging a change), -profile N saves CPU
+// profiles of the forward's daemons under load, -render re-renders the
+// reports from a saved results.json.
 //
-// It needs Linux (/proc) and, for 10,000 connections, the right to raise
-// the open-file limit (root).
+// It needs Linux (/proc) and, for 10,000 connections, an open-file limit
+// of about 12,000 per process (it raises its soft limit, which the
+// processes it starts inherit).
 package main
 
 import (
@@ -53,6 +57,7 @@ type settings struct {
 	profile    int    // seconds of CPU profile of the forward's daemons; 0: none
 	profLoad   string // the load while profiling: bulk, rtt or connect
 	keep       bool
+	render     string  // re-render the reports from this results.json instead of measuring
 	compare    variant // a second p2pd to measure side by side; bin "" for none
 	settleIdle time.Duration
 }
@@ -93,6 +98,7 @@ func parseFlags() (settings, error) {
 	fs.StringVar(&s.bin, "bin", "", "use this p2pd binary instead of building ./cmd/p2pd")
 	fs.IntVar(&s.profile, "profile", 0, "after the throughput and latency figures, record `N` seconds of CPU profile of both forward daemons under load; also save heap and goroutine profiles of the daemons holding idle connections")
 	fs.StringVar(&s.profLoad, "profile-load", "bulk", "load during -profile: bulk (1 connection), rtt (64-byte round trips) or connect (new connections)")
+	fs.StringVar(&s.render, "render", "", "measure nothing: write the report, chart and (with -publish) BENCHMARKS.md again from this `results.json`")
 	fs.BoolVar(&s.keep, "keep", false, "keep the work directory (repos, logs of every process)")
 	compare := fs.String("compare", "", "also measure a forward through this other p2pd `BINARY` (path \"p2pd-b\"), e.g. a build before a change")
 	compareEnv := fs.String("compare-env", "", "comma-separated `K=V` environment of the -compare daemons (alone: the same binary with this environment)")
@@ -230,6 +236,9 @@ func run() error {
 	}
 	if err := os.MkdirAll(r.s.out, 0o755); err != nil {
 		return err
+	}
+	if s.render != "" {
+		return r.rerender(s.render)
 	}
 	if r.work, err = os.MkdirTemp("", "p2pd-bench-"); err != nil {
 		return err

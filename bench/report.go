@@ -55,6 +55,19 @@ func (r *runner) write() error {
 	return nil
 }
 
+// rerender loads the results of an earlier run and writes its reports again.
+func (r *runner) rerender(file string) error {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	r.res = &Results{}
+	if err := json.Unmarshal(b, r.res); err != nil {
+		return fmt.Errorf("reading %s: %w", file, err)
+	}
+	return r.write()
+}
+
 // spliceFile puts gen between the markers of file, creating the file if need be.
 func spliceFile(file, gen string) error {
 	old, err := os.ReadFile(file)

@@ -185,6 +185,11 @@ func BenchmarkIdleBridge(b *testing.B) {
 				panic(err)
 			}
 		}},
+		{"park-at-once", func(r *Registry, s network.Stream, c net.Conn) {
+			if _, err := r.Bridge(s, c, nil, nil); err != nil {
+				panic(err)
+			}
+		}},
 		{"no-bridge", nil},
 		{"raw", func(r *Registry, s network.Stream, c net.Conn) {
 			if _, err := r.Bridge(s, c, nil, nil); err != nil {
@@ -204,8 +209,11 @@ func BenchmarkIdleBridge(b *testing.B) {
 			hb.SetStreamHandler(testProto, func(s network.Stream) { fromB <- s })
 			connectHosts(b, ha, hb)
 			var opts []Option
-			if v.name == "raw" {
+			switch v.name {
+			case "raw":
 				opts = append(opts, withLocalMode(localRaw))
+			case "park-at-once":
+				opts = append(opts, WithParkDelay(0))
 			}
 			reg := NewRegistry(opts...)
 			defer reg.Close()
@@ -275,7 +283,7 @@ func BenchmarkIdleBridge(b *testing.B) {
 				}
 			}
 			b.StopTimer()
-			time.Sleep(100 * time.Millisecond) // let the loops park again
+			time.Sleep(DefaultParkDelay + 100*time.Millisecond) // let the loops park again
 			runtime.GC()
 			runtime.GC()
 			runtime.ReadMemStats(&after)

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 )
@@ -49,8 +51,11 @@ type bridge struct {
 
 	// polled is whether the local direction goes idle through the poller.
 	// Set before the first local goroutine starts; after that only that
-	// direction's goroutine (one at a time) touches it.
+	// direction's goroutine (one at a time) touches it, as it does deadline.
 	polled bool
+	// deadline is the read deadline set on the local connection while its
+	// goroutine waits before parking (zero: none set).
+	deadline time.Time
 
 	directions atomic.Int32 // directions not yet over
 
@@ -172,11 +177,38 @@ func (b *bridge) nextLocal() ([]byte, error) {
 	switch {
 	case b.raw == nil:
 		return b.fromLocal.next()
-	case b.polled:
+	case b.polled && b.reg.cfg.parkDelay == 0:
 		return b.raw.tryNext()
+	case b.polled:
+		return b.lingerNext()
 	default:
 		return b.raw.next()
 	}
+}
+
+// lingerNext waits in this goroutine for the next chunk of a polled local
+// connection, but only until the connection has been silent for about the
+// park delay (between half of it and all of it: the deadline is pushed back
+// only once half has passed, so a busy connection rarely touches its timer).
+// It then returns errWouldBlock, and the caller parks.
+func (b *bridge) lingerNext() ([]byte, error) {
+	delay := b.reg.cfg.parkDelay
+	if now := time.Now(); now.Add(delay / 2).After(b.deadline) {
+		b.deadline = now.Add(delay)
+		if err := b.c.SetReadDeadline(b.deadline); err != nil {
+			b.deadline = time.Time{}
+			return b.raw.tryNext()
+		}
+	}
+	p, err := b.raw.next()
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		b.deadline = time.Time{}
+		if cerr := b.c.SetReadDeadline(time.Time{}); cerr != nil {
+			return nil, fmt.Errorf("clearing the read deadline: %w", cerr)
+		}
+		return nil, errWouldBlock
+	}
+	return p, err
 }
 
 func (b *bridge) releaseLocal() {

@@ -266,6 +266,8 @@ func TestOptions(t *testing.T) {
 		{"nil close hook", WithOnClose(nil), "invalid stream registry option: close hook is nil"},
 		{"buffer too small", WithBufferSize(1024), "invalid stream registry option: buffer size 1024 out of range [4096, 16777216]"},
 		{"buffer too large", WithBufferSize(32 << 20), "invalid stream registry option: buffer size 33554432 out of range [4096, 16777216]"},
+		{"negative park delay", WithParkDelay(-time.Second), "invalid stream registry option: park delay -1s out of range [0s, 1m0s]"},
+		{"park delay too long", WithParkDelay(time.Hour), "invalid stream registry option: park delay 1h0m0s out of range [0s, 1m0s]"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -363,19 +365,23 @@ func bridgeGoroutines() int {
 }
 
 // TestIdleGoroutines checks that with the poller an idle bridge keeps one
-// goroutine, and two when every direction waits in its own.
+// goroutine once its park delay has passed, and two when every direction
+// waits in its own or the delay has not passed yet.
 func TestIdleGoroutines(t *testing.T) {
 	const conns = 20
 	for _, tc := range []struct {
 		name      string
-		mode      localMode
+		opts      []Option
 		perBridge int
-	}{{"poll", localPoll, 1}, {"raw", localRaw, 2}} {
+		stays     bool // perBridge holds for a while (no parking meanwhile)
+	}{
+		{"poll, park at once", []Option{WithParkDelay(0)}, 1, false},
+		{"poll, default delay", nil, 1, false},
+		{"poll, before the delay", []Option{WithParkDelay(time.Minute)}, 2, true},
+		{"raw", []Option{withLocalMode(localRaw)}, 2, false},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tun := newTunnel(t, echo, tunnelConfig{
-				optsA: []Option{withLocalMode(tc.mode)},
-				optsB: []Option{withLocalMode(tc.mode)},
-			})
+			tun := newTunnel(t, echo, tunnelConfig{optsA: tc.opts, optsB: tc.opts})
 			for range conns {
 				pingConn(t, tun.dial(t), "idle")
 			}
@@ -383,6 +389,12 @@ func TestIdleGoroutines(t *testing.T) {
 			waitFor(t, fmt.Sprintf("%d bridge goroutines", want), func() bool {
 				return bridgeGoroutines() == want
 			})
+			if tc.stays {
+				time.Sleep(300 * time.Millisecond)
+				if got := bridgeGoroutines(); got != want {
+					t.Fatalf("%d bridge goroutines 300 ms later, want still %d", got, want)
+				}
+			}
 		})
 	}
 }
@@ -392,13 +404,15 @@ func TestIdleGoroutines(t *testing.T) {
 func TestRoundTrips(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		mode localMode
-	}{{"poll", localPoll}, {"raw", localRaw}, {"plain", localPlain}} {
+		opts []Option
+	}{
+		{"poll", nil}, // lingers: never parks between round trips
+		{"poll, park at once", []Option{WithParkDelay(0)}}, // parks and wakes every time
+		{"raw", []Option{withLocalMode(localRaw)}},
+		{"plain", []Option{withLocalMode(localPlain)}},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tun := newTunnel(t, echo, tunnelConfig{
-				optsA: []Option{withLocalMode(tc.mode)},
-				optsB: []Option{withLocalMode(tc.mode)},
-			})
+			tun := newTunnel(t, echo, tunnelConfig{optsA: tc.opts, optsB: tc.opts})
 			c := tun.dial(t)
 			msg := bytes.Repeat([]byte("0123456789"), 100)
 			got := make([]byte, len(msg))

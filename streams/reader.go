@@ -38,29 +38,35 @@ func (bp *bufPool) put(b *[]byte) {
 }
 
 // smallFirstReader reads any io.Reader without holding a pooled buffer while
-// the reader blocks: it first reads into a small inline buffer and only when
-// that fills up takes a pooled buffer to read what is already waiting.
+// the reader blocks: it reads into a small inline buffer, and only after a
+// read that filled it, when more data is probably waiting, reads once into a
+// pooled buffer, so that the write that follows is large too.
+//
+// The small chunk is handed over before that second read, because the
+// second read blocks when nothing more was waiting (a message that exactly
+// fills the small buffer): the message must not wait for data that may
+// never come. Holding the chunk back for a larger write stalled request and
+// response protocols with 512-byte messages (TestMessageOfSmallBufferSize).
 type smallFirstReader struct {
 	r     io.Reader
 	pool  *bufPool
 	held  *[]byte // pooled buffer of the last chunk, nil if none
+	more  bool    // the last read filled its buffer
 	small [smallReadSize]byte
 }
 
 func (sr *smallFirstReader) next() ([]byte, error) {
 	sr.release()
-	n, err := sr.r.Read(sr.small[:])
-	if err != nil || n < len(sr.small) {
-		return sr.small[:n], err
+	if sr.more {
+		sr.held = sr.pool.get()
+		buf := *sr.held
+		n, err := sr.r.Read(buf)
+		sr.more = err == nil && n == len(buf)
+		return buf[:n], err
 	}
-	// The small buffer filled up: more data is probably waiting. A second
-	// read picks it up into a large buffer so that the write that follows is
-	// large too. (It blocks only if exactly len(small) bytes were waiting.)
-	sr.held = sr.pool.get()
-	buf := *sr.held
-	copy(buf, sr.small[:n])
-	m, err := sr.r.Read(buf[n:])
-	return buf[:n+m], err
+	n, err := sr.r.Read(sr.small[:])
+	sr.more = err == nil && n == len(sr.small)
+	return sr.small[:n], err
 }
 
 func (sr *smallFirstReader) release() {

@@ -10,10 +10,12 @@
 // application sees a connection reset. Each bridge is torn down exactly once.
 //
 // Bridges are built to be cheap when idle: no copy buffer is held by a
-// direction that waits for data, and on Linux an idle TCP or Unix connection
-// is watched by one epoll-based poller per registry instead of a goroutine of
-// its own, so an idle bridge costs one parked goroutine (4 KiB of stack) and
-// under 2 KiB of heap (BenchmarkIdleBridge).
+// direction that waits for data, and on Linux a TCP or Unix connection that
+// has been silent for the park delay (WithParkDelay) is watched by one
+// epoll-based poller per registry instead of a goroutine of its own, so an
+// idle bridge costs one parked goroutine (4 KiB of stack) and about 2 KiB of
+// heap (BenchmarkIdleBridge). A connection that keeps talking keeps its
+// goroutine, and the lower latency of waiting in it.
 //
 // The package does not open streams, dial or accept connections, or apply
 // any policy about who may connect: that is the job of package listeners.
