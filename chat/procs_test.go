@@ -74,7 +74,7 @@ func startProc(t *testing.T, name, bin string, args ...string) *proc {
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = testEnv(t)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.errOut
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	stdin, err := p.cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -100,6 +100,8 @@ func launch(repo, apiAddr string, extra ...string) (*node, error) {
 	}
 	args = append(args, extra...)
 	n.cmd = exec.Command(p2pdBin, args...)
+	// Killed by the kernel should this test process die without cleanups.
+	n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	n.cmd.Stderr = &n.stderr
 	stdout, err := n.cmd.StdoutPipe()
 	if err != nil {

@@ -227,3 +227,22 @@ func TestTokenRotationWithoutRestart(t *testing.T) {
 	c.CloseIdleConnections()
 	oldClient.CloseIdleConnections()
 }
+
+func TestPprofNamedProfiles(t *testing.T) {
+	r := newRepo(t)
+	d := start(t, r)
+	tok, _ := r.Token()
+	url := "http://" + strings.Replace(strings.TrimPrefix(d.APIAddr(), "/ip4/"), "/tcp/", ":", 1)
+	req, _ := http.NewRequest("GET", url+api.RouteDebugPprof+"/goroutine?debug=1", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	buf.ReadFrom(resp.Body)
+	if resp.StatusCode != 200 || !strings.HasPrefix(buf.String(), "goroutine profile: total") {
+		t.Fatalf("status %d, body starts %q", resp.StatusCode, buf.String()[:min(80, buf.Len())])
+	}
+}

@@ -109,7 +109,9 @@ func (d *Daemon) serveAPI() {
 		})
 	}
 	// Profiling, behind the same token as everything else.
-	mux.HandleFunc("GET "+api.RouteDebugPprof+"/", pprof.Index)
+	// pprof.Index serves named profiles (heap, goroutine...) only under
+	// /debug/pprof/, so strip the API prefix for it.
+	mux.Handle("GET "+api.RouteDebugPprof+"/", http.StripPrefix(api.Prefix, http.HandlerFunc(pprof.Index)))
 	mux.HandleFunc("GET "+api.RouteDebugPprof+"/profile", pprof.Profile)
 	mux.HandleFunc("GET "+api.RouteDebugPprof+"/trace", pprof.Trace)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

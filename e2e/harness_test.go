@@ -125,7 +125,9 @@ func (n *node) start() {
 	if n.netns != "" {
 		cmd = exec.Command("ip", append([]string{"netns", "exec", n.netns, bin}, n.args...)...)
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Own process group (killed as one at cleanup), and killed by the kernel
+	// should this test process die without running its cleanups.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Env = os.Environ() // production log levels: p2pd warnings, library errors
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
