@@ -128,16 +128,37 @@ func printCommands(w io.Writer) {
 func printHelp(w io.Writer, c *command, fs *flag.FlagSet) {
 	fmt.Fprintf(w, "USAGE\n  p2pd %s %s\n\n%s\n", c.name, c.args, c.short)
 	if fs != nil {
-		var b strings.Builder
-		fs.SetOutput(&b)
-		fs.PrintDefaults()
-		if b.Len() > 0 {
-			fmt.Fprintf(w, "\nFLAGS\n%s", b.String())
+		if flags := formatFlags(fs); flags != "" {
+			fmt.Fprintf(w, "\nFLAGS\n%s", flags)
 		}
 	}
 	if c.help != "" {
 		fmt.Fprintf(w, "\n%s\n", strings.TrimSpace(c.help))
 	}
+}
+
+// formatFlags lists fs's flags the way users type them: --long-name (and
+// -x for one-letter aliases), the value's placeholder, the usage and any
+// non-zero default.
+func formatFlags(fs *flag.FlagSet) string {
+	var b strings.Builder
+	fs.VisitAll(func(f *flag.Flag) {
+		dash := "--"
+		if len(f.Name) == 1 {
+			dash = "-"
+		}
+		name, usage := flag.UnquoteUsage(f)
+		fmt.Fprintf(&b, "  %s%s", dash, f.Name)
+		if name != "" {
+			fmt.Fprintf(&b, " %s", name)
+		}
+		fmt.Fprintf(&b, "\n      %s", usage)
+		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "[]" {
+			fmt.Fprintf(&b, " (default %s)", f.DefValue)
+		}
+		b.WriteString("\n")
+	})
+	return b.String()
 }
 
 // setupLogging routes go-libp2p's slog output through go-log, so

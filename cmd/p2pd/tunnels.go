@@ -30,7 +30,7 @@ EXAMPLES
 	run: func(ctx context.Context, e *env, c *command, args []string) error {
 		fs, cf := clientFlagSet(e, c)
 		custom := fs.Bool("allow-custom-protocol", false, "allow a PROTOCOL outside /x/")
-		report := fs.Bool("report-peer-id", false, "send `<peer id>\\n` to TARGET before the stream's bytes")
+		report := fs.Bool("report-peer-id", false, "send the remote peer's ID and a newline to TARGET before the stream's bytes")
 		var allow listFlag
 		fs.Var(&allow, "allow-peer", "only this peer `ID` may open the service (repeatable)")
 		fg := fs.Bool("foreground", false, "keep the listener only while this command runs")
