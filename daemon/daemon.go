@@ -117,6 +117,13 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		return err
 	}
 
+	listen := d.cfg.listen
+	if len(listen) == 0 {
+		listen = p2phost.DefaultListenAddrs()
+	}
+	if err := checkPortsFree(listen); err != nil {
+		return err
+	}
 	hopts := []p2phost.Option{
 		p2phost.Identity(sk),
 		p2phost.ConnectionGater(flt),

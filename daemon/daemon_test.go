@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -244,5 +246,37 @@ func TestPprofNamedProfiles(t *testing.T) {
 	buf.ReadFrom(resp.Body)
 	if resp.StatusCode != 200 || !strings.HasPrefix(buf.String(), "goroutine profile: total") {
 		t.Fatalf("status %d, body starts %q", resp.StatusCode, buf.String()[:min(80, buf.Len())])
+	}
+}
+
+func TestListenPortTakenIsAnError(t *testing.T) {
+	// Hold a TCP and a UDP port the way another daemon would.
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	uport := pc.LocalAddr().(*net.UDPAddr).Port
+	for _, addr := range []string{
+		fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port),
+		fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1", uport),
+	} {
+		r := newRepo(t)
+		d, err := New(r, ListenAddrs(ma.StringCast(addr)), APIAddr(ma.StringCast("/ip4/127.0.0.1/tcp/0")),
+			Bootstrap(), DHT("off", "/x"), MDNS(false))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = d.Start(context.Background())
+		want := "listen address " + addr + " is already in use"
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("%s: got %v, want %q", addr, err, want)
+		}
 	}
 }
