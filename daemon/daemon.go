@@ -389,12 +389,21 @@ func (d *Daemon) peerFound(source string, ai peer.AddrInfo) {
 	d.events.Publish(api.Event{Type: api.EventPeerDiscovered, Peer: ai.ID.String(), Rendezvous: source, Addresses: addrs})
 }
 
+// streamOpened and streamClosed run on every tunnelled connection: with no
+// subscriber they build nothing (encoding peer IDs and addresses showed in
+// connect-rate profiles).
 func (d *Daemon) streamOpened(info streams.Info) {
+	if d.events.Subscribers() == 0 {
+		return
+	}
 	s := streamJSON(info)
 	d.events.Publish(api.Event{Type: api.EventStreamOpened, Peer: s.Peer, Stream: &s})
 }
 
 func (d *Daemon) streamClosed(info streams.Info, err error) {
+	if d.events.Subscribers() == 0 {
+		return
+	}
 	s := streamJSON(info)
 	ev := api.Event{Type: api.EventStreamClosed, Peer: s.Peer, Stream: &s}
 	if err != nil {
