@@ -233,6 +233,9 @@ func p2pTarget(id peer.ID, given ma.Multiaddr) ma.Multiaddr {
 // openStream connects to the target peer of e and opens a stream speaking
 // e's protocol.
 func (r *Registry) openStream(ctx context.Context, e *entry) (network.Stream, error) {
+	if s := openLazy(ctx, r.h, e.peer, e.info.Protocol); s != nil {
+		return s, nil
+	}
 	if err := r.connect(ctx, e.peer, e.addrs); err != nil {
 		return nil, err
 	}

@@ -56,6 +56,20 @@ type bridge struct {
 	// deadline is the read deadline set on the local connection while its
 	// goroutine waits before parking (zero: none set).
 	deadline time.Time
+	// peerFirst is set when the stream -> local direction is to start only
+	// after the local direction's first read (see copyToPeerLoop). Only the
+	// local direction's first goroutine touches it.
+	peerFirst bool
+	// woken is set when the poller started the local direction's
+	// goroutine: its first read is then made without waiting (the data is
+	// there), where a wait bounded by a tiny park delay could expire before
+	// the read is even tried. Set under mu before that goroutine starts;
+	// then only it touches the field.
+	woken bool
+	// watched is whether the local connection is registered with the
+	// poller (the first park registers it, later ones re-arm it). Guarded
+	// by mu.
+	watched bool
 
 	directions atomic.Int32 // directions not yet over
 
@@ -103,14 +117,34 @@ func (b *bridge) snapshot() Info {
 // run starts the bridge; p is the registry poller or nil.
 func (b *bridge) run(p *poller) {
 	b.poll = p
+	if p != nil && b.raw != nil && b.reg.cfg.parkDelay > 0 {
+		// A new connection is likely to talk soon (most clients speak
+		// first; a service answers the first request): its goroutine
+		// waits for the first data itself and parks only after the park
+		// delay, which saves the poller's wake-up and a goroutine start on
+		// the connection's first bytes.
+		b.polled = true
+		b.mu.Lock()
+		b.local = localRunning
+		b.mu.Unlock()
+		// A stream we opened may still have to send its protocol
+		// handshake: let the local direction's first data go out with it.
+		b.peerFirst = b.s.Stat().Direction == network.DirOutbound
+		if !b.peerFirst {
+			b.reg.spawn(b.runFromPeer)
+		}
+		b.reg.spawn(b.runToPeer)
+		return
+	}
 	b.reg.spawn(b.runFromPeer)
 	if p == nil || b.raw == nil {
 		b.reg.spawn(b.runToPeer)
 		return
 	}
+	b.polled = true
 	b.mu.Lock()
 	b.local = localIdle
-	b.polled = true
+	b.watched = true
 	b.mu.Unlock()
 	if err := p.add(b, b.raw); err != nil {
 		// Not watched: wake it now; its first drain notices that it cannot
@@ -150,6 +184,7 @@ func (b *bridge) wakeLocal() {
 		return
 	}
 	b.local = localRunning
+	b.woken = true
 	b.mu.Unlock()
 	b.reg.spawn(b.runToPeer)
 }
@@ -164,7 +199,17 @@ func (b *bridge) park() bool {
 		b.polled = false
 		return false
 	}
-	if err := b.poll.rearm(b.info.ID, b.raw); err != nil {
+	var err error
+	if b.watched {
+		err = b.poll.rearm(b.info.ID, b.raw)
+	} else {
+		// b.mu is held, so an event that fires at once waits in wakeLocal
+		// until the direction is marked idle below.
+		err = b.poll.add(b, b.raw)
+		b.watched = err == nil
+	}
+	if err != nil {
+		log.Debugw("watching local connection", "stream_id", b.info.ID, "err", err)
 		b.polled = false
 		return false
 	}
@@ -234,13 +279,34 @@ func (b *bridge) copyToPeer() error {
 
 func (b *bridge) copyToPeerLoop() error {
 	for {
-		p, err := b.nextLocal()
-		if len(p) > 0 {
-			n, werr := b.s.Write(p)
-			b.bytesOut.Add(uint64(n))
-			if werr != nil {
-				return fmt.Errorf("writing to the peer: %w", werr)
+		first, woken := b.peerFirst, b.woken
+		var p []byte
+		var err error
+		if first || woken {
+			b.peerFirst, b.woken = false, false
+			p, err = b.raw.tryNext()
+			if err == errWouldBlock {
+				err = nil // nothing yet: wait below as usual
 			}
+		} else {
+			p, err = b.nextLocal()
+		}
+		var werr error
+		if len(p) > 0 {
+			var n int
+			n, werr = b.s.Write(p)
+			b.bytesOut.Add(uint64(n))
+		}
+		if first {
+			// Only now: the first Read of a lazily negotiated stream sends
+			// the protocol proposal by itself, in a yamux frame of its own
+			// (go-libp2p's lazy streams even from a goroutine of their
+			// own), while the first Write sends it together with the data.
+			// A connection with nothing to say yet keeps waiting here.
+			b.reg.spawn(b.runFromPeer)
+		}
+		if werr != nil {
+			return fmt.Errorf("writing to the peer: %w", werr)
 		}
 		if err != nil && err != errWouldBlock && b.localShut.Load() {
 			err = io.EOF

@@ -15,7 +15,11 @@
 // epoll-based poller per registry instead of a goroutine of its own, so an
 // idle bridge costs one parked goroutine (4 KiB of stack) and about 2 KiB of
 // heap (BenchmarkIdleBridge). A connection that keeps talking keeps its
-// goroutine, and the lower latency of waiting in it.
+// goroutine, and the lower latency of waiting in it; a new bridge starts
+// with that goroutine too (most connections talk at once), and on a stream
+// it opened reads the local connection's first bytes before starting the
+// stream side, so that a lazily negotiated stream sends them together with
+// its protocol proposal.
 //
 // The package does not open streams, dial or accept connections, or apply
 // any policy about who may connect: that is the job of package listeners.
