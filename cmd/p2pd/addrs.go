@@ -64,3 +64,23 @@ func parsePeerID(name, s string) (peer.ID, error) {
 	}
 	return id, nil
 }
+
+// parseBootstrap checks --bootstrap values: peer multiaddrs, or the single
+// value "none" (none is true, no peers). name says where the values came
+// from, for the error.
+func parseBootstrap(name string, vals []string) (peers []peer.AddrInfo, none bool, err error) {
+	if len(vals) == 1 && vals[0] == "none" {
+		return nil, true, nil
+	}
+	for _, v := range vals {
+		if v == "none" {
+			return nil, false, usagef("invalid %s value \"none\": \"none\" must be the only bootstrap value", name)
+		}
+		ai, err := parseP2PAddr(name, v)
+		if err != nil {
+			return nil, false, err
+		}
+		peers = append(peers, *ai)
+	}
+	return peers, false, nil
+}

@@ -77,19 +77,9 @@ func (f *chatFlags) check() (chatSetup, error) {
 		}
 		s.listen = append(s.listen, m)
 	}
-	if len(f.bootstrap) == 1 && f.bootstrap[0] == "none" {
-		s.noBoot = true
-	} else {
-		for _, b := range f.bootstrap {
-			if b == "none" {
-				return s, usagef("invalid --bootstrap value \"none\": \"none\" must be the only bootstrap value")
-			}
-			ai, err := parseP2PAddr("--bootstrap", b)
-			if err != nil {
-				return s, err
-			}
-			s.bootstrap = append(s.bootstrap, *ai)
-		}
+	var err error
+	if s.bootstrap, s.noBoot, err = parseBootstrap("--bootstrap", f.bootstrap); err != nil {
+		return s, err
 	}
 	if err := discovery.ValidateMode(f.dht); err != nil {
 		return s, usagef("invalid --dht value %q: %v", f.dht, err)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/p2pd/p2pd/daemon"
@@ -153,20 +152,11 @@ func daemonOptions(cfg repo.Config, fromFlag func(string) bool, cfgFile string) 
 		opts = append(opts, daemon.ListenAddrs(listen...))
 	}
 	if len(cfg.Bootstrap) > 0 {
-		var peers []peer.AddrInfo
-		if !(len(cfg.Bootstrap) == 1 && cfg.Bootstrap[0] == "none") {
-			for _, s := range cfg.Bootstrap {
-				if s == "none" {
-					return nil, usagef("invalid %s value \"none\": \"none\" must be the only bootstrap value", src("bootstrap"))
-				}
-				ai, err := parseP2PAddr(src("bootstrap"), s)
-				if err != nil {
-					return nil, err
-				}
-				peers = append(peers, *ai)
-			}
+		peers, _, err := parseBootstrap(src("bootstrap"), cfg.Bootstrap)
+		if err != nil {
+			return nil, err
 		}
-		opts = append(opts, daemon.Bootstrap(peers...))
+		opts = append(opts, daemon.Bootstrap(peers...)) // none: no peers
 	}
 	if err := discovery.ValidateMode(cfg.DHT); err != nil {
 		return nil, usagef("invalid %s value %q: %v", src("dht"), cfg.DHT, err)
