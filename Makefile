@@ -11,7 +11,7 @@ build:
 	$(GO) build -o p2pd ./cmd/p2pd
 
 test:
-	$(GO) test -race -timeout 30m ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
 
 bench:
 	$(GO) run ./bench $(BENCHFLAGS)
