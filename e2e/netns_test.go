@@ -109,16 +109,24 @@ func (n *netns) echoProcessIn(t *testing.T) string {
 	return fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port)
 }
 
-func TestNetnsForwardAcrossLink(t *testing.T) {
-	ns := newNetns(t)
-	far := ns.startFarDaemon(t)
-	near := startDaemon(t, "--listen", "/ip4/"+ns.nearIP+"/tcp/0", "--bootstrap", "none", "--dht", "off")
-	echo := ns.echoProcessIn(t)
+// echoTunnel starts a daemon in the namespace serving /x/echo from an echo
+// service there, and a daemon here forwarding a local port to it across the
+// link; it returns both daemons and the forward's local address.
+func (n *netns) echoTunnel(t *testing.T) (far, near *node, addr string) {
+	t.Helper()
+	far = n.startFarDaemon(t)
+	near = startDaemon(t, "--listen", "/ip4/"+n.nearIP+"/tcp/0", "--bootstrap", "none", "--dht", "off")
 	var l api.Listener
-	far.mustJSON(&l, "listen", "/x/echo", echo)
+	far.mustJSON(&l, "listen", "/x/echo", n.echoProcessIn(t))
 	var f api.Listener
 	near.mustJSON(&f, "forward", "/x/echo", "/ip4/127.0.0.1/tcp/0", far.addr())
-	c := dial(t, hostPort(t, f.ListenAddress))
+	return far, near, hostPort(t, f.ListenAddress)
+}
+
+func TestNetnsForwardAcrossLink(t *testing.T) {
+	ns := newNetns(t)
+	far, _, addr := ns.echoTunnel(t)
+	c := dial(t, addr)
 	const size = 16 << 20
 	want, _, _ := sha(randomStream(5, size))
 	go func() {
@@ -151,14 +159,7 @@ func TestNetnsCutLink(t *testing.T) {
 		t.Skip("cut-link test waits for the libp2p keepalive: skipped with -short")
 	}
 	ns := newNetns(t)
-	far := ns.startFarDaemon(t)
-	near := startDaemon(t, "--listen", "/ip4/"+ns.nearIP+"/tcp/0", "--bootstrap", "none", "--dht", "off")
-	echo := ns.echoProcessIn(t)
-	var l api.Listener
-	far.mustJSON(&l, "listen", "/x/echo", echo)
-	var f api.Listener
-	near.mustJSON(&f, "forward", "/x/echo", "/ip4/127.0.0.1/tcp/0", far.addr())
-	addr := hostPort(t, f.ListenAddress)
+	_, near, addr := ns.echoTunnel(t)
 	c := dial(t, addr)
 	if err := echoCheck(c, 1, 1000); err != nil {
 		t.Fatal(err)
