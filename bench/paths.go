@@ -33,9 +33,31 @@ func (r *runner) setupPaths(ctx context.Context, rep int, sink, echo, certFile, 
 		}
 	}()
 
+	// The -compare variant's daemons start first on odd repetitions: which
+	// pair started first (and so where the kernel placed it) measured a few
+	// per cent on its own with the same binary on both paths.
+	var cmp path
+	startCompare := func() error {
+		if r.s.compare.bin == "" {
+			return nil
+		}
+		var err error
+		cmp, err = r.forwardPath(ctx, ps, r.s.compare, pathCompare, fmt.Sprintf("cmp%d", rep), tcpListen, "/tcp/", sink, echo)
+		return err
+	}
+	if rep%2 == 1 {
+		if err := startCompare(); err != nil {
+			return ps, err
+		}
+	}
 	p2pd, err := r.forwardPath(ctx, ps, variant{bin: r.bin}, pathP2PD, fmt.Sprintf("fwd%d", rep), tcpListen, "/tcp/", sink, echo)
 	if err != nil {
 		return ps, err
+	}
+	if rep%2 == 0 {
+		if err := startCompare(); err != nil {
+			return ps, err
+		}
 	}
 	quic, err := r.forwardPath(ctx, ps, variant{bin: r.bin}, pathP2PDQUIC, fmt.Sprintf("quic%d", rep), quicListen, "/quic-v1", sink, echo)
 	if err != nil {
@@ -63,10 +85,6 @@ func (r *runner) setupPaths(ctx context.Context, rep int, sink, echo, certFile, 
 	ps.paths = []path{p2pd, direct, ref, quic}
 
 	if r.s.compare.bin != "" {
-		cmp, err := r.forwardPath(ctx, ps, r.s.compare, pathCompare, fmt.Sprintf("cmp%d", rep), tcpListen, "/tcp/", sink, echo)
-		if err != nil {
-			return ps, err
-		}
 		ps.paths = append(ps.paths, cmp)
 	}
 
