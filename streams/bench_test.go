@@ -133,39 +133,7 @@ func BenchmarkBridge(b *testing.B) {
 				if dir == "down" {
 					w, r = p.remote, near
 				}
-				b.SetBytes(1 << 20)
-				var before, after runtime.MemStats
-				runtime.ReadMemStats(&before)
-				cpu0 := cpuTime()
-				b.ResetTimer()
-
-				werr := make(chan error, 1)
-				go func() {
-					for range b.N {
-						if _, err := w.Write(chunk); err != nil {
-							werr <- err
-							return
-						}
-					}
-					werr <- nil
-				}()
-				buf := make([]byte, 256<<10)
-				for left := int64(b.N) << 20; left > 0; {
-					n, err := r.Read(buf[:min(int64(len(buf)), left)])
-					left -= int64(n)
-					if err != nil {
-						b.Fatalf("read: %v", err)
-					}
-				}
-				if err := <-werr; err != nil {
-					b.Fatalf("write: %v", err)
-				}
-
-				b.StopTimer()
-				cpu := cpuTime() - cpu0
-				runtime.ReadMemStats(&after)
-				b.ReportMetric(float64(after.Mallocs-before.Mallocs)/float64(b.N), "allocs/MiB")
-				b.ReportMetric(cpu.Seconds()/float64(b.N)*1024, "cpu-s/GiB")
+				measureTransfer(b, w, r, chunk)
 			})
 		}
 	}
@@ -317,6 +285,7 @@ func (t *tcpStream) Close() error                { return t.c.Close() }
 func (t *tcpStream) Reset() error                { abortConn(t.c); return nil }
 func (t *tcpStream) Protocol() protocol.ID       { return testProto }
 func (t *tcpStream) Conn() network.Conn          { return t.conn }
+func (t *tcpStream) Stat() network.Stats         { return network.Stats{Direction: network.DirInbound} }
 
 type fakeConn struct{ network.Conn }
 
@@ -353,38 +322,45 @@ func BenchmarkBridgeTCP(b *testing.B) {
 				if dir == "down" {
 					w, rd = sFar, app
 				}
-				b.SetBytes(1 << 20)
-				var before, after runtime.MemStats
-				runtime.ReadMemStats(&before)
-				cpu0 := cpuTime()
-				b.ResetTimer()
-				werr := make(chan error, 1)
-				go func() {
-					for range b.N {
-						if _, err := w.Write(chunk); err != nil {
-							werr <- err
-							return
-						}
-					}
-					werr <- nil
-				}()
-				buf := make([]byte, 256<<10)
-				for left := int64(b.N) << 20; left > 0; {
-					n, err := rd.Read(buf[:min(int64(len(buf)), left)])
-					left -= int64(n)
-					if err != nil {
-						b.Fatalf("read: %v", err)
-					}
-				}
-				if err := <-werr; err != nil {
-					b.Fatalf("write: %v", err)
-				}
-				b.StopTimer()
-				cpu := cpuTime() - cpu0
-				runtime.ReadMemStats(&after)
-				b.ReportMetric(float64(after.Mallocs-before.Mallocs)/float64(b.N), "allocs/MiB")
-				b.ReportMetric(cpu.Seconds()/float64(b.N)*1024, "cpu-s/GiB")
+				measureTransfer(b, w, rd, chunk)
 			})
 		}
 	}
+}
+
+// measureTransfer writes b.N chunks of 1 MiB to w while reading them from r,
+// and reports allocations and CPU time per MiB moved.
+func measureTransfer(b *testing.B, w io.Writer, r io.Reader, chunk []byte) {
+	b.Helper()
+	b.SetBytes(1 << 20)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	cpu0 := cpuTime()
+	b.ResetTimer()
+	werr := make(chan error, 1)
+	go func() {
+		for range b.N {
+			if _, err := w.Write(chunk); err != nil {
+				werr <- err
+				return
+			}
+		}
+		werr <- nil
+	}()
+	buf := make([]byte, 256<<10)
+	for left := int64(b.N) << 20; left > 0; {
+		n, err := r.Read(buf[:min(int64(len(buf)), left)])
+		left -= int64(n)
+		if err != nil {
+			b.Fatalf("read: %v", err)
+		}
+	}
+	if err := <-werr; err != nil {
+		b.Fatalf("write: %v", err)
+	}
+	b.StopTimer()
+	cpu := cpuTime() - cpu0
+	runtime.ReadMemStats(&after)
+	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/float64(b.N), "allocs/MiB")
+	b.ReportMetric(cpu.Seconds()/float64(b.N)*1024, "cpu-s/GiB")
 }
