@@ -25,9 +25,10 @@ type panel struct {
 }
 
 const (
-	colP2PD = "#2f6fb3"
-	colQUIC = "#7aa6d6"
-	colRef  = "#8c8c8c"
+	colP2PD  = "#2f6fb3"
+	colQUIC  = "#7aa6d6"
+	colRef   = "#8c8c8c"
+	colPlain = "#c9c9c9"
 )
 
 // renderChart draws the throughput and latency ratios to direct loopback
@@ -42,17 +43,21 @@ func renderChart(res *Results) string {
 			{label: "p2pd forward, 1 conn., TCP", s: tput1.ratio(pathP2PD, pathDirect), target: 0.36, kubo: [2]float64{0.17, 0.19}, color: colP2PD},
 			{label: "p2pd forward, 1 conn., QUIC", s: tput1.ratio(pathP2PDQUIC, pathDirect), color: colQUIC},
 			{label: "reference tunnel, 1 conn.", s: tput1.ratio(pathRef, pathDirect), color: colRef},
+			{label: "plain relay, 1 conn.", s: tput1.ratio(pathPlain, pathDirect), color: colPlain},
 			{label: fmt.Sprintf("p2pd forward, %d conn., TCP", n), s: tputn.ratio(pathP2PD, pathDirect), target: 0.34, kubo: [2]float64{0.13, 0.17}, color: colP2PD},
 			{label: fmt.Sprintf("p2pd forward, %d conn., QUIC", n), s: tputn.ratio(pathP2PDQUIC, pathDirect), color: colQUIC},
 			{label: fmt.Sprintf("reference tunnel, %d conn.", n), s: tputn.ratio(pathRef, pathDirect), color: colRef},
+			{label: fmt.Sprintf("plain relay, %d conn.", n), s: tputn.ratio(pathPlain, pathDirect), color: colPlain},
 		}},
 		{title: "Latency ÷ direct loopback TCP (lower is better)", floor: 7, bars: []bar{
 			{label: "p2pd, 64-byte round trip, TCP", s: rtt.ratio(pathP2PD, pathDirect), target: 2, kubo: [2]float64{2.9, 2.9}, color: colP2PD},
 			{label: "p2pd, 64-byte round trip, QUIC", s: rtt.ratio(pathP2PDQUIC, pathDirect), color: colQUIC},
 			{label: "reference, 64-byte round trip", s: rtt.ratio(pathRef, pathDirect), color: colRef},
+			{label: "plain relay, 64-byte round trip", s: rtt.ratio(pathPlain, pathDirect), color: colPlain},
 			{label: "p2pd, connect to first byte, TCP", s: conn.ratio(pathP2PD, pathDirect), target: 3, kubo: [2]float64{6.1, 6.1}, color: colP2PD},
 			{label: "p2pd, connect to first byte, QUIC", s: conn.ratio(pathP2PDQUIC, pathDirect), color: colQUIC},
 			{label: "reference, connect to first byte", s: conn.ratio(pathRef, pathDirect), color: colRef},
+			{label: "plain relay, connect to first byte", s: conn.ratio(pathPlain, pathDirect), color: colPlain},
 		}},
 	}
 
@@ -125,6 +130,8 @@ func renderChart(res *Results) string {
 		{func(x int) string { return swatch(x, ly, colP2PD) }, "p2pd over TCP"},
 		{func(x int) string { return swatch(x, ly, colQUIC) }, "p2pd over QUIC"},
 		{func(x int) string { return swatch(x, ly, colRef) }, "reference tunnel"},
+		{func(x int) string { return swatch(x, ly, colRef) }, "reference tunnel"},
+		{func(x int) string { return swatch(x, ly, colPlain) }, "plain relay (no encryption)"},
 		{func(x int) string {
 			return fmt.Sprintf(`<line x1="%d" y1="%d" x2="%d" y2="%d" class="whisker"/>`, x, ly+5, x+14, ly+5)
 		}, "min–max"},
@@ -137,6 +144,9 @@ func renderChart(res *Results) string {
 	}
 	lx := 10
 	for _, it := range items {
+		if w := 20 + 7*len([]rune(it.text)); lx > 10 && lx+w > width-10 { // wrap
+			lx, ly, y = 10, ly+20, y+20
+		}
 		fmt.Fprintf(&body, "%s\n<text x=\"%d\" y=\"%d\" class=\"legend\">%s</text>\n", it.shape(lx), lx+20, ly+10, html.EscapeString(it.text))
 		lx += 20 + 7*len([]rune(it.text)) + 18
 	}

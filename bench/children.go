@@ -148,18 +148,32 @@ func runRefTunnel(ctx context.Context, args []string) error {
 	role := fs.String("role", "", "entry or exit")
 	certFile := fs.String("cert", "", "PEM certificate (exit: presented; entry: trusted)")
 	keyFile := fs.String("key", "", "PEM key (exit)")
+	plain := fs.Bool("plain", false, "no encryption between the halves: a plain relay")
 	var maps listFlag
 	fs.Var(&maps, "map", "LISTEN=REMOTE (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	var (
-		r    reftunnel.Role
-		opts []reftunnel.Option
-	)
+	var r reftunnel.Role
 	switch *role {
 	case "entry":
 		r = reftunnel.Entry
+	case "exit":
+		r = reftunnel.Exit
+	default:
+		return fmt.Errorf("reftunnel: -role must be entry or exit, not %q", *role)
+	}
+	var opts []reftunnel.Option
+	switch {
+	case *plain:
+		opts = append(opts, reftunnel.WithoutEncryption())
+	case r == reftunnel.Exit:
+		cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
+		if err != nil {
+			return fmt.Errorf("reftunnel: %w", err)
+		}
+		opts = append(opts, reftunnel.WithCertificate(cert))
+	default:
 		pemBytes, err := os.ReadFile(*certFile)
 		if err != nil {
 			return fmt.Errorf("reftunnel: %w", err)
@@ -169,15 +183,6 @@ func runRefTunnel(ctx context.Context, args []string) error {
 			return fmt.Errorf("reftunnel: no certificate in %s", *certFile)
 		}
 		opts = append(opts, reftunnel.WithRootCAs(pool))
-	case "exit":
-		r = reftunnel.Exit
-		cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
-		if err != nil {
-			return fmt.Errorf("reftunnel: %w", err)
-		}
-		opts = append(opts, reftunnel.WithCertificate(cert))
-	default:
-		return fmt.Errorf("reftunnel: -role must be entry or exit, not %q", *role)
 	}
 	var proxies []*reftunnel.Proxy
 	defer func() {

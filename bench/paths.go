@@ -64,25 +64,16 @@ func (r *runner) setupPaths(ctx context.Context, rep int, sink, echo, certFile, 
 		return ps, err
 	}
 
-	exit, exitAddrs, err := r.startHelper(ctx, fmt.Sprintf("ref%d-exit", rep), "reftunnel", "-role", "exit",
-		"-cert", certFile, "-key", keyFile, "-map", "127.0.0.1:0="+sink, "-map", "127.0.0.1:0="+echo)
-	if exit != nil {
-		ps.procs = append(ps.procs, exit)
-	}
+	ref, err := r.refPath(ctx, ps, pathRef, fmt.Sprintf("ref%d", rep), sink, echo, "-cert", certFile, "-key", keyFile)
 	if err != nil {
 		return ps, err
 	}
-	entry, entryAddrs, err := r.startHelper(ctx, fmt.Sprintf("ref%d-entry", rep), "reftunnel", "-role", "entry",
-		"-cert", certFile, "-map", "127.0.0.1:0="+exitAddrs[0], "-map", "127.0.0.1:0="+exitAddrs[1])
-	if entry != nil {
-		ps.procs = append(ps.procs, entry)
-	}
+	plain, err := r.refPath(ctx, ps, pathPlain, fmt.Sprintf("plain%d", rep), sink, echo, "-plain")
 	if err != nil {
 		return ps, err
 	}
-	ref := path{name: pathRef, sink: entryAddrs[0], echo: entryAddrs[1], pids: []int{entry.pid(), exit.pid()}}
 	direct := path{name: pathDirect, sink: sink, echo: echo}
-	ps.paths = []path{p2pd, direct, ref, quic}
+	ps.paths = []path{p2pd, direct, ref, quic, plain}
 
 	if r.s.compare.bin != "" {
 		ps.paths = append(ps.paths, cmp)
@@ -98,6 +89,35 @@ func (r *runner) setupPaths(ctx context.Context, rep int, sink, echo, certFile, 
 		}
 	}
 	return ps, nil
+}
+
+// refPath starts the two halves of the reference tunnel (args say which
+// kind: a certificate or -plain), each mapping one port to the sink and one
+// to the echo.
+func (r *runner) refPath(ctx context.Context, ps *pathSet, name, prefix, sink, echo string, args ...string) (path, error) {
+	start := func(role string, maps ...string) (*child, []string, error) {
+		a := append([]string{"reftunnel", "-role", role}, args...)
+		for _, m := range maps {
+			a = append(a, "-map", "127.0.0.1:0="+m)
+		}
+		c, addrs, err := r.startHelper(ctx, prefix+"-"+role, a...)
+		if c != nil {
+			ps.procs = append(ps.procs, c)
+		}
+		if err == nil && len(addrs) != len(maps) {
+			err = fmt.Errorf("%s-%s printed %d addresses, want %d", prefix, role, len(addrs), len(maps))
+		}
+		return c, addrs, err
+	}
+	exit, exitAddrs, err := start("exit", sink, echo)
+	if err != nil {
+		return path{}, err
+	}
+	entry, entryAddrs, err := start("entry", exitAddrs...)
+	if err != nil {
+		return path{}, err
+	}
+	return path{name: name, sink: entryAddrs[0], echo: entryAddrs[1], pids: []int{entry.pid(), exit.pid()}}, nil
 }
 
 // forwardPath starts two daemons of variant v listening on listen: the

@@ -13,6 +13,7 @@ const (
 	pathDirect   = "direct"    // plain loopback TCP to the service
 	pathRef      = "reference" // the reference tunnel (TCP -> TLS 1.3 -> TCP)
 	pathCompare  = "p2pd-b"    // a forward over TCP through the -compare variant
+	pathPlain    = "plain"     // the reference tunnel without encryption: two plain relays
 )
 
 // Results is everything one run measured; it is written as JSON.

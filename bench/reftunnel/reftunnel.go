@@ -10,6 +10,11 @@
 // keeps flowing). There is no multiplexing, no peer identity beyond the
 // pinned certificate, no protocol negotiation and no registry.
 //
+// WithoutEncryption turns it into a plain relay: the same two processes and
+// the same copying, with plain TCP between the halves. That is the floor of
+// any tunnel built from two user-space relays, encrypted or not, and so
+// what no such tunnel can beat on a given machine.
+//
 // It is a measuring tool, not a product: no reconnection, no access control,
 // nothing persisted.
 package reftunnel
@@ -65,6 +70,7 @@ type config struct {
 	cert    *tls.Certificate
 	roots   *x509.CertPool
 	bufSize int
+	plain   bool
 }
 
 // WithCertificate sets the certificate an exit presents. An exit needs it.
@@ -86,6 +92,15 @@ func WithRootCAs(pool *x509.CertPool) Option {
 			return errors.New("root CAs: nil pool")
 		}
 		c.roots = pool
+		return nil
+	}
+}
+
+// WithoutEncryption makes the halves talk plain TCP to each other: no TLS,
+// no certificate needed. Both halves must have it.
+func WithoutEncryption() Option {
+	return func(c *config) error {
+		c.plain = true
 		return nil
 	}
 }
@@ -133,8 +148,11 @@ func Listen(ctx context.Context, role Role, listen, remote string, opts ...Optio
 	}
 	p := &Proxy{role: role, remote: remote, cfg: cfg, conns: map[net.Conn]struct{}{}}
 	p.dialer.Timeout = 10 * time.Second
-	switch role {
-	case Entry:
+	switch {
+	case role != Entry && role != Exit:
+		return nil, fmt.Errorf("reference tunnel: unknown role %d", int(role))
+	case cfg.plain:
+	case role == Entry:
 		if cfg.roots == nil {
 			return nil, errors.New("reference tunnel entry: no root CAs to verify the exit (WithRootCAs)")
 		}
@@ -145,7 +163,7 @@ func Listen(ctx context.Context, role Role, listen, remote string, opts ...Optio
 			DynamicRecordSizingDisabled: true,
 			ClientSessionCache:          tls.NewLRUClientSessionCache(64),
 		}
-	case Exit:
+	default:
 		if cfg.cert == nil {
 			return nil, errors.New("reference tunnel exit: no certificate (WithCertificate)")
 		}
@@ -154,15 +172,13 @@ func Listen(ctx context.Context, role Role, listen, remote string, opts ...Optio
 			Certificates:                []tls.Certificate{*cfg.cert},
 			DynamicRecordSizingDisabled: true,
 		}
-	default:
-		return nil, fmt.Errorf("reference tunnel: unknown role %d", int(role))
 	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", listen)
 	if err != nil {
 		return nil, fmt.Errorf("reference tunnel %s: listening on %s: %w", role, listen, err)
 	}
-	if role == Exit {
+	if role == Exit && !cfg.plain {
 		ln = tls.NewListener(ln, p.tlsCfg)
 	}
 	p.ln = ln
@@ -239,9 +255,12 @@ func (p *Proxy) serve(in net.Conn) {
 	defer p.untrack(in)
 	var out net.Conn
 	var err error
-	if p.role == Entry {
+	switch {
+	case p.cfg.plain:
+		out, err = p.dialer.Dial("tcp", p.remote)
+	case p.role == Entry:
 		out, err = tls.DialWithDialer(&p.dialer, "tcp", p.remote, p.tlsCfg)
-	} else {
+	default:
 		// Finish the handshake first: CloseWrite needs it, and the target
 		// may end its data before the client has sent any.
 		ctx, cancel := context.WithTimeout(context.Background(), p.dialer.Timeout)

@@ -52,21 +52,25 @@ func echoServer(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// tunnel starts an exit to target and an entry to the exit; it returns the
-// entry's address.
-func tunnel(t *testing.T, target string) string {
+// tunnel starts an exit to target and an entry to the exit, encrypted
+// unless plain; it returns the entry's address.
+func tunnel(t *testing.T, target string, plain bool) string {
 	t.Helper()
 	cert, pool, err := NewCertificate()
 	if err != nil {
 		t.Fatal(err)
 	}
+	exitOpts, entryOpts := []Option{WithCertificate(cert)}, []Option{WithRootCAs(pool)}
+	if plain {
+		exitOpts, entryOpts = []Option{WithoutEncryption()}, []Option{WithoutEncryption()}
+	}
 	ctx := context.Background()
-	exit, err := Listen(ctx, Exit, "127.0.0.1:0", target, WithCertificate(cert))
+	exit, err := Listen(ctx, Exit, "127.0.0.1:0", target, exitOpts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { exit.Close() })
-	entry, err := Listen(ctx, Entry, "127.0.0.1:0", exit.Addr().String(), WithRootCAs(pool))
+	entry, err := Listen(ctx, Entry, "127.0.0.1:0", exit.Addr().String(), entryOpts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +81,12 @@ func tunnel(t *testing.T, target string) string {
 // TestTunnelSHA256 sends 8 MiB of random bytes through the tunnel to an
 // echo service, half-closes, and checks that the same bytes come back.
 func TestTunnelSHA256(t *testing.T) {
-	addr := tunnel(t, echoServer(t))
+	t.Run("tls", func(t *testing.T) { testTunnelSHA256(t, false) })
+	t.Run("plain", func(t *testing.T) { testTunnelSHA256(t, true) })
+}
+
+func testTunnelSHA256(t *testing.T, plain bool) {
+	addr := tunnel(t, echoServer(t), plain)
 	data := make([]byte, 8<<20)
 	_, _ = rand.NewChaCha8([32]byte{7}).Read(data)
 
@@ -117,7 +126,7 @@ func TestUnreachableTarget(t *testing.T) {
 	}
 	dead := ln.Addr().String()
 	ln.Close()
-	c, err := net.Dial("tcp", tunnel(t, dead))
+	c, err := net.Dial("tcp", tunnel(t, dead, false))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,6 +139,59 @@ func TestUnreachableTarget(t *testing.T) {
 	var ne net.Error
 	if ok := asNetErr(err, &ne); ok && ne.Timeout() {
 		t.Fatalf("read timed out: the tunnel left the connection hanging")
+	}
+}
+
+// TestPlainIsPlain checks that WithoutEncryption really sends the client's
+// bytes in the clear between the halves (so that the floor it measures has
+// no hidden work), and that an encrypted tunnel does not.
+func TestPlainIsPlain(t *testing.T) {
+	for _, plain := range []bool{true, false} {
+		// A stand-in exit that records the first bytes the entry sends.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make(chan []byte, 1)
+		go func() {
+			c, err := ln.Accept()
+			if err != nil {
+				got <- nil
+				return
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+			b := make([]byte, 512)
+			n, _ := io.ReadAtLeast(c, b, 1)
+			got <- b[:n]
+		}()
+		opts := []Option{WithoutEncryption()}
+		if !plain {
+			_, pool, err := NewCertificate()
+			if err != nil {
+				t.Fatal(err)
+			}
+			opts = []Option{WithRootCAs(pool)}
+		}
+		entry, err := Listen(context.Background(), Entry, "127.0.0.1:0", ln.Addr().String(), opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := net.Dial("tcp", entry.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := []byte("GET / HTTP/1.0\r\n\r\n")
+		if _, err := c.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		b := <-got
+		c.Close()
+		entry.Close()
+		ln.Close()
+		if clear := bytes.Contains(b, msg); clear != plain {
+			t.Errorf("plain=%v: the exit saw %q in the clear: %v", plain, msg, clear)
+		}
 	}
 }
 
