@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -263,6 +264,8 @@ func TestBadInput(t *testing.T) {
 		{"bad allow cidr", []string{"daemon", "--allow", "banana"}, 2, `invalid --allow value "banana"`},
 		{"unknown dht mode", []string{"daemon", "--dht", "sometimes"}, 2, `invalid --dht value "sometimes": want auto, server, client or off`},
 		{"bad dht prefix", []string{"daemon", "--dht-prefix", "noslash"}, 2, `invalid --dht-prefix value "noslash": a DHT protocol prefix must start with "/"`},
+		{"negative max-procs", []string{"daemon", "--max-procs", "-1"}, 2, "invalid --max-procs value -1: want a number of cores, or 0 for half of them"},
+		{"max-procs not a number", []string{"daemon", "--max-procs", "two"}, 2, `invalid value "two" for flag -max-procs`},
 		{"bootstrap without peer id", []string{"daemon", "--bootstrap", "/ip4/127.0.0.1/tcp/4001"}, 2, `invalid --bootstrap value "/ip4/127.0.0.1/tcp/4001"`},
 		{"bad api address", []string{"daemon", "--api", "/ip4/127.0.0.1/udp/5"}, 1, "API address /ip4/127.0.0.1/udp/5"},
 		{"repo is a file", []string{"daemon", "--repo", file}, 1, "--repo " + file},
@@ -330,5 +333,21 @@ func TestRepoKeyProblemsAreErrors(t *testing.T) {
 				t.Fatalf("the key file was replaced")
 			}
 		})
+	}
+}
+
+// TestMaxProcs checks the cores a daemon runs on, as its metrics report
+// them: --max-procs when given, else half of what the runtime sees.
+func TestMaxProcs(t *testing.T) {
+	set := startDaemon(t, "--bootstrap", "none", "--max-procs", "3")
+	if got := gauge(t, set, "go_sched_gomaxprocs_threads"); got != 3 {
+		t.Errorf("--max-procs 3: the daemon runs on %v cores", got)
+	}
+	if os.Getenv("GOMAXPROCS") != "" {
+		t.Skip("GOMAXPROCS is set in the environment: the default is not used")
+	}
+	def := startDaemon(t, "--bootstrap", "none")
+	if got, want := gauge(t, def, "go_sched_gomaxprocs_threads"), float64(max(1, runtime.GOMAXPROCS(0)/2)); got != want {
+		t.Errorf("default: the daemon runs on %v cores, want %v (half of %d)", got, want, runtime.GOMAXPROCS(0))
 	}
 }

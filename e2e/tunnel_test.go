@@ -285,14 +285,20 @@ func TestFarDaemonKilledMidTransfer(t *testing.T) {
 // goroutines reads go_goroutines from the daemon's metrics.
 func goroutines(t testing.TB, n *node) int {
 	t.Helper()
+	return int(gauge(t, n, "go_goroutines"))
+}
+
+// gauge reads an unlabelled gauge from the daemon's metrics.
+func gauge(t testing.TB, n *node, name string) float64 {
+	t.Helper()
 	body := n.metrics()
 	for _, line := range strings.Split(body, "\n") {
 		var v float64
-		if _, err := fmt.Sscanf(line, "go_goroutines %g", &v); err == nil {
-			return int(v)
+		if _, err := fmt.Sscanf(line, name+" %g", &v); err == nil {
+			return v
 		}
 	}
-	t.Fatalf("no go_goroutines in metrics")
+	t.Fatalf("no %s in metrics", name)
 	return 0
 }
 

@@ -33,6 +33,9 @@ type Config struct {
 	TrustedNetworks []string `json:"trusted_networks,omitempty"`
 	// DialTimeout bounds a forward's dial of its target peer, e.g. "30s".
 	DialTimeout string `json:"dial_timeout,omitempty"`
+	// MaxProcs is how many cores the daemon runs on at once; 0 is half of
+	// them (at least 1), unless GOMAXPROCS is set in its environment.
+	MaxProcs int `json:"max_procs,omitempty"`
 }
 
 // DefaultListen are the listen addresses of a daemon started with no
