@@ -67,7 +67,7 @@ func (r *Registry) Forward(ctx context.Context, req ForwardRequest) (Info, error
 		return Info{}, err
 	}
 
-	var lc net.ListenConfig
+	lc := net.ListenConfig{KeepAlive: keepAlive(netw, addr)}
 	ln, err := lc.Listen(ctx, netw, addr)
 	if err != nil {
 		return Info{}, fmt.Errorf("listening on %s: %w", req.Listen, err)

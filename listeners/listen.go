@@ -133,7 +133,7 @@ func (r *Registry) handleStream(ctx context.Context, e *entry, s network.Stream)
 
 	dctx, cancel := context.WithTimeout(ctx, r.cfg.dialTimeout)
 	defer cancel()
-	var d net.Dialer
+	d := net.Dialer{KeepAlive: keepAlive(e.network, e.address)}
 	c, err := d.DialContext(dctx, e.network, e.address)
 	if err != nil {
 		// Record before resetting, so that a peer seeing the reset finds
