@@ -130,7 +130,6 @@ func renderChart(res *Results) string {
 		{func(x int) string { return swatch(x, ly, colP2PD) }, "p2pd over TCP"},
 		{func(x int) string { return swatch(x, ly, colQUIC) }, "p2pd over QUIC"},
 		{func(x int) string { return swatch(x, ly, colRef) }, "reference tunnel"},
-		{func(x int) string { return swatch(x, ly, colRef) }, "reference tunnel"},
 		{func(x int) string { return swatch(x, ly, colPlain) }, "plain relay (no encryption)"},
 		{func(x int) string {
 			return fmt.Sprintf(`<line x1="%d" y1="%d" x2="%d" y2="%d" class="whisker"/>`, x, ly+5, x+14, ly+5)

@@ -155,6 +155,11 @@ func TestReportAndChart(t *testing.T) {
 			break
 		}
 	}
+	for _, item := range []string{">reference tunnel<", ">plain relay (no encryption)<"} {
+		if n := strings.Count(svg, item); n != 1 {
+			t.Errorf("the legend has %s %d times, want once", item, n)
+		}
+	}
 	if !strings.Contains(svg, "0.45×") {
 		t.Fatalf("chart lacks the 0.45× median of the 1-connection ratio")
 	}
