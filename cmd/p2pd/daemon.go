@@ -219,9 +219,10 @@ func daemonOptions(cfg repo.Config, fromFlag func(string) bool, cfgFile string) 
 // A forwarding daemon shares its machine with the programs at both ends of
 // its tunnels, and each byte it carries hops between its goroutines (the
 // bridge, yamux's send and receive loops) several times. On the 2-core
-// machines of BENCHMARKS.md, one core instead of two made every figure
-// better: throughput 1.13-1.27x, CPU per GiB 0.76-0.86x, connection set-up
-// 0.95x; with two, most hand-offs wake an idle thread on the other core.
+// machines of BENCHMARKS.md, one core instead of two measured throughput
+// 1.13-1.27x, CPU per GiB 0.76-0.92x, connection set-up 0.89-0.95x and
+// round trips 0.80-1.03x; with two, most hand-offs wake an idle thread on
+// the other core.
 func maxProcs(set int, env string, cpus int) int {
 	switch {
 	case set > 0:
