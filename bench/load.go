@@ -149,44 +149,37 @@ func echoOnce(c net.Conn, b byte) error {
 // connections that work and the first error of those that did not.
 func openIdle(ctx context.Context, addr string, n, par int) ([]net.Conn, int, error) {
 	var (
-		mu     sync.Mutex // guards conns, first
-		conns  []net.Conn
-		first  error
-		failed atomic.Int64
-		next   atomic.Int64
-		wg     sync.WaitGroup
+		mu    sync.Mutex // guards conns
+		conns []net.Conn
 	)
-	for range par {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for next.Add(1) <= int64(n) && ctx.Err() == nil {
-				c, err := dialer.DialContext(ctx, "tcp", addr)
-				if err == nil {
-					if err = echoOnce(c, 'i'); err != nil {
-						c.Close()
-					}
-				}
-				mu.Lock()
-				if err != nil {
-					failed.Add(1)
-					if first == nil {
-						first = err
-					}
-				} else {
-					conns = append(conns, c)
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	return conns, int(failed.Load()), first
+	failed, first := eachParallel(ctx, n, par, func(int) error {
+		c, err := dialer.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return err
+		}
+		if err := echoOnce(c, 'i'); err != nil {
+			c.Close()
+			return err
+		}
+		mu.Lock()
+		conns = append(conns, c)
+		mu.Unlock()
+		return nil
+	})
+	return conns, failed, first
 }
 
 // checkIdle echoes one byte over every connection, par at a time, and
 // returns how many failed and the first error.
 func checkIdle(conns []net.Conn, par int) (int, error) {
+	return eachParallel(context.Background(), len(conns), par, func(i int) error {
+		return echoOnce(conns[i], 'c')
+	})
+}
+
+// eachParallel runs f for 0..n-1 in par goroutines until done or ctx ends,
+// and returns how many calls failed and the first error.
+func eachParallel(ctx context.Context, n, par int, f func(i int) error) (int, error) {
 	var (
 		mu     sync.Mutex // guards first
 		first  error
@@ -198,12 +191,12 @@ func checkIdle(conns []net.Conn, par int) (int, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for {
+			for ctx.Err() == nil {
 				i := next.Add(1) - 1
-				if i >= int64(len(conns)) {
+				if i >= int64(n) {
 					return
 				}
-				if err := echoOnce(conns[i], 'c'); err != nil {
+				if err := f(int(i)); err != nil {
 					failed.Add(1)
 					mu.Lock()
 					if first == nil {
