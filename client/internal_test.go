@@ -21,6 +21,7 @@ import (
 	logging "github.com/ipfs/go-log/v2"
 
 	"github.com/p2pd/p2pd/api"
+	"github.com/p2pd/p2pd/internal/nettest"
 	"github.com/p2pd/p2pd/version"
 )
 
@@ -97,13 +98,7 @@ func (b *brokenDaemon) addr() string { return tcpMultiaddr(b.ln.Addr()) }
 // deadAddr is a loopback address where nothing listens.
 func deadAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := tcpMultiaddr(ln.Addr())
-	ln.Close()
-	return a
+	return tcpMultiaddr(nettest.RefusingAddr(t))
 }
 
 func mustClient(t *testing.T, cfg *Config) *defaultClient {

@@ -11,6 +11,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
+
+	"github.com/p2pd/p2pd/internal/nettest"
 )
 
 func TestDHTOff(t *testing.T) {
@@ -132,13 +135,7 @@ func unreachablePeer(t *testing.T) peer.AddrInfo {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	a, err := ma.NewMultiaddr("/ip4/127.0.0.1/tcp/" + strconv.Itoa(port))
+	a, err := manet.FromNetAddr(nettest.RefusingAddr(t))
 	if err != nil {
 		t.Fatal(err)
 	}

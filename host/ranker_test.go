@@ -3,7 +3,6 @@ package host
 import (
 	"context"
 	"fmt"
-	"net"
 	"testing"
 	"time"
 
@@ -11,6 +10,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
+
+	"github.com/p2pd/p2pd/internal/nettest"
 )
 
 const relayPeer = "12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN"
@@ -128,13 +130,10 @@ func TestFallsBackToQUIC(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	b := newHost(t, ListenAddrs(loopQUIC), Transports(QUIC))
-	// A port that was free a moment ago: dialling it is refused.
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	deadTCP, err := manet.FromNetAddr(nettest.RefusingAddr(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadTCP := ma.StringCast(fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", l.Addr().(*net.TCPAddr).Port))
-	l.Close()
 
 	a := newHost(t, ListenAddrs(loopTCP, loopQUIC))
 	addrs := append([]ma.Multiaddr{deadTCP}, b.Addrs()...)

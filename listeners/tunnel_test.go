@@ -17,6 +17,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
+
+	"github.com/p2pd/p2pd/internal/nettest"
 )
 
 const testProto = protocol.ID("/x/test")
@@ -68,12 +70,10 @@ func randomPeer(t testing.TB) peer.ID {
 // closedPort returns a loopback TCP address nothing listens on.
 func closedPort(t testing.TB) ma.Multiaddr {
 	t.Helper()
-	ln, err := manet.Listen(mustAddr(t, "/ip4/127.0.0.1/tcp/0"))
+	a, err := manet.FromNetAddr(nettest.RefusingAddr(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := ln.Multiaddr()
-	ln.Close()
 	return a
 }
 
