@@ -309,9 +309,8 @@ func listenUnix(path string) (net.Listener, error) {
 			return nil, fmt.Errorf("removing stale API socket %s: %w", path, err)
 		}
 	}
-	old := syscallUmask(0o177)
-	ln, err := net.Listen("unix", path)
-	syscallUmask(old)
+	lc := net.ListenConfig{Control: ownerOnly}
+	ln, err := lc.Listen(context.Background(), "unix", path)
 	if err != nil {
 		return nil, fmt.Errorf("listening for the API on /unix%s: %w", path, err)
 	}
