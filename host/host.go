@@ -23,9 +23,9 @@
 // link end within about 20 s rather than 40 s. The circuit relay v2 client
 // transport is on (see Relay). A dial ranker tries a peer's TCP addresses
 // first and QUIC only QUICFallbackDelay later, so a peer with both ends up
-// on TCP. That ranking governs only the
-// connections this host dials: when a peer dials us over QUIC, the swarm
-// happily opens streams on that connection too.
+// on TCP. That ranking governs only the connections this host dials: when a
+// peer dials us over QUIC, the swarm happily opens streams on that
+// connection too.
 //
 // # Resource limits
 //
