@@ -60,6 +60,13 @@ func echoServer(t *testing.T) string {
 // unless plain; it returns the entry's address.
 func tunnel(t *testing.T, target string, plain bool) string {
 	t.Helper()
+	return tunnelVia(t, target, plain, func(exit string) string { return exit })
+}
+
+// tunnelVia is tunnel with the entry dialling via(exit address) instead of
+// the exit itself, for a relay in between.
+func tunnelVia(t *testing.T, target string, plain bool, via func(exit string) string) string {
+	t.Helper()
 	cert, pool, err := NewCertificate()
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +81,7 @@ func tunnel(t *testing.T, target string, plain bool) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { exit.Close() })
-	entry, err := Listen(ctx, Entry, "127.0.0.1:0", exit.Addr().String(), entryOpts...)
+	entry, err := Listen(ctx, Entry, "127.0.0.1:0", via(exit.Addr().String()), entryOpts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,29 +161,14 @@ func TestUnreachableTarget(t *testing.T) {
 func TestPlainIsPlain(t *testing.T) {
 	for _, plain := range []bool{true, false} {
 		t.Run(fmt.Sprint("plain=", plain), func(t *testing.T) {
-			cert, pool, err := NewCertificate()
-			if err != nil {
-				t.Fatal(err)
-			}
-			exitOpts, entryOpts := []Option{WithCertificate(cert)}, []Option{WithRootCAs(pool)}
-			if plain {
-				exitOpts, entryOpts = []Option{WithoutEncryption()}, []Option{WithoutEncryption()}
-			}
-			ctx := context.Background()
-			exit, err := Listen(ctx, Exit, "127.0.0.1:0", echoServer(t), exitOpts...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer exit.Close()
-			tapAddr, seen := tap(t, exit.Addr().String())
-			entry, err := Listen(ctx, Entry, "127.0.0.1:0", tapAddr, entryOpts...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer entry.Close()
+			var seen <-chan []byte
+			entry := tunnelVia(t, echoServer(t), plain, func(exit string) (addr string) {
+				addr, seen = tap(t, exit)
+				return addr
+			})
 
 			msg := []byte("GET / HTTP/1.0\r\n\r\n")
-			c, err := net.Dial("tcp", entry.Addr().String())
+			c, err := net.Dial("tcp", entry)
 			if err != nil {
 				t.Fatal(err)
 			}
