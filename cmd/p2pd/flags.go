@@ -24,6 +24,10 @@ func newFlagSet(e *env, c *command) *flag.FlagSet {
 // positional arguments are common: `p2pd listen /x/a /ip4/... --foreground`)
 // and returns the positional arguments. "--" ends flag parsing.
 func parseArgs(e *env, c *command, fs *flag.FlagSet, args []string) ([]string, error) {
+	if e.describe != nil {
+		e.describe(fs)
+		return nil, errDescribed
+	}
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {

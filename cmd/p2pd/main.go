@@ -5,6 +5,12 @@
 // and `version`, which work on their own. main only parses arguments, sets
 // up logging and signals, runs one subcommand and turns its error into an
 // exit code.
+//
+// The command tree is a cobra one (cli.go): cobra dispatches, suggests
+// commands for typos, prints `--version` and generates shell completion.
+// Each subcommand keeps parsing its own flags with the standard flag
+// package (flags anywhere among the arguments, one or two dashes), so the
+// command line scripts rely on stays exactly as SPEC.md has it.
 package main
 
 import (
@@ -34,6 +40,12 @@ const (
 type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
+
+	// describe, when set, makes parseArgs hand the command's flag set
+	// here and stop the command (errDescribed) instead of parsing: this is
+	// how the command tree learns each command's flags for help and
+	// completion without running anything.
+	describe func(fs *flag.FlagSet)
 }
 
 // command is one subcommand.
@@ -43,6 +55,10 @@ type command struct {
 	short string // one line for the command list
 	help  string // ARGUMENTS and EXAMPLES, printed by --help
 	run   func(ctx context.Context, e *env, cmd *command, args []string) error
+
+	// complete, when set, lists the words that may come next after args,
+	// for shell completion of positional arguments.
+	complete func(args []string) []string
 }
 
 func commands() []*command {
@@ -62,6 +78,16 @@ func usagef(format string, args ...any) error {
 	return &usageError{msg: fmt.Sprintf(format, args...)}
 }
 
+// commandError is the error of one subcommand, for the "p2pd NAME: "
+// prefix of its message.
+type commandError struct {
+	name string
+	err  error
+}
+
+func (e *commandError) Error() string { return e.err.Error() }
+func (e *commandError) Unwrap() error { return e.err }
+
 func main() {
 	setupLogging()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -72,38 +98,31 @@ func main() {
 
 // run executes one command line and returns the exit code.
 func run(ctx context.Context, e *env, args []string) int {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		if len(args) > 1 {
-			if c := lookup(args[1]); c != nil {
-				printHelp(e.stdout, c, nil)
-				return exitOK
-			}
-		}
-		printCommands(e.stdout)
-		if len(args) == 0 {
-			return exitUsage
-		}
-		return exitOK
-	}
-	c := lookup(args[0])
-	if c == nil {
-		fmt.Fprintf(e.stderr, "p2pd: unknown command %q\n\n", args[0])
-		printCommands(e.stderr)
-		return exitUsage
-	}
-	err := c.run(ctx, e, c, args[1:])
+	root := newRootCommand(ctx, e)
+	root.SetArgs(hoistGlobalFlags(args))
+	err := root.ExecuteContext(ctx)
 	switch {
-	case err == nil:
+	case err == nil || errors.Is(err, flag.ErrHelp):
 		return exitOK
-	case errors.Is(err, flag.ErrHelp):
-		return exitOK
+	case errors.Is(err, errNoCommand):
+		return exitUsage // the command list is printed
+	}
+	name := ""
+	var ce *commandError
+	if errors.As(err, &ce) {
+		name = " " + ce.name
 	}
 	var ue *usageError
 	if errors.As(err, &ue) {
-		fmt.Fprintf(e.stderr, "p2pd %s: %s\nrun `p2pd %s --help` for usage\n", c.name, ue.msg, c.name)
+		fmt.Fprintf(e.stderr, "p2pd%s: %s\n", name, ue.msg)
+		if name != "" {
+			fmt.Fprintf(e.stderr, "run `p2pd%s --help` for usage\n", name)
+		} else {
+			fmt.Fprintln(e.stderr, "run `p2pd help` for the list of commands")
+		}
 		return exitUsage
 	}
-	fmt.Fprintf(e.stderr, "p2pd %s: %s\n", c.name, err)
+	fmt.Fprintf(e.stderr, "p2pd%s: %s\n", name, err)
 	return exitError
 }
 
@@ -118,10 +137,11 @@ func lookup(name string) *command {
 
 func printCommands(w io.Writer) {
 	fmt.Fprintln(w, "p2pd: reach TCP services on other machines by peer ID, over libp2p.")
-	fmt.Fprintln(w, "\nUSAGE\n  p2pd COMMAND [flags] [arguments]\n\nCOMMANDS")
+	fmt.Fprintln(w, "\nUSAGE\n  p2pd [--repo DIR] [--api ADDR] [--json] COMMAND [flags] [arguments]\n\nCOMMANDS")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.short)
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.short)
 	}
+	fmt.Fprintf(w, "  %-10s %s\n", "completion", "print a shell completion script: bash, zsh or fish")
 	fmt.Fprintln(w, "\nRun `p2pd COMMAND --help` for a command's flags, arguments and examples.")
 }
 

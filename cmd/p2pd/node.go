@@ -135,7 +135,7 @@ EXAMPLES
 var versionCmd = &command{
 	name:  "version",
 	args:  "[--json]",
-	short: "print the version of p2pd",
+	short: "print the version of p2pd, its commit and its go-libp2p",
 	run: func(ctx context.Context, e *env, c *command, args []string) error {
 		fs := newFlagSet(e, c)
 		asJSON := fs.Bool("json", false, "print JSON")
@@ -146,10 +146,27 @@ var versionCmd = &command{
 		if err := wantArgs(pos); err != nil {
 			return err
 		}
+		in := version.Build()
 		if *asJSON {
-			return printJSON(e.stdout, map[string]string{"version": version.Version, "api": api.Prefix})
+			return printJSON(e.stdout, struct {
+				version.Info
+				API string `json:"api"`
+			}{in, api.Prefix})
 		}
-		fmt.Fprintf(e.stdout, "p2pd %s\n", version.Version)
+		fmt.Fprintf(e.stdout, "p2pd %s\n", in.Version)
+		if in.Commit != "" {
+			modified := ""
+			if in.Modified {
+				modified = " (with uncommitted changes)"
+			}
+			fmt.Fprintf(e.stdout, "commit:    %s%s\n", in.Commit, modified)
+		}
+		if in.Libp2p != "" {
+			fmt.Fprintf(e.stdout, "go-libp2p: %s\n", in.Libp2p)
+		}
+		if in.GoVersion != "" {
+			fmt.Fprintf(e.stdout, "go:        %s\n", in.GoVersion)
+		}
 		return nil
 	},
 }

@@ -235,6 +235,12 @@ EXAMPLES
   p2pd streams
   p2pd streams close 3
   p2pd streams close -a --json`,
+	complete: func(args []string) []string {
+		if len(args) == 0 {
+			return []string{"close"}
+		}
+		return nil
+	},
 	run: func(ctx context.Context, e *env, c *command, args []string) error {
 		if len(args) > 0 && args[0] == "close" {
 			return streamsClose(ctx, e, c, args[1:])
