@@ -86,6 +86,15 @@ func (d *Daemon) handleConnect(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
+	if len(ai.Addrs) == 0 && len(d.host.Peerstore().Addrs(ai.ID)) == 0 {
+		// A bare peer ID: look its addresses up, as a forward does.
+		found, err := d.disc.FindPeer(ctx, ai.ID)
+		if err != nil {
+			return withStatus(http.StatusBadGateway, api.CodeUnavailable,
+				fmt.Errorf("no known address for %s and looking it up failed: %w (give its address: ADDR/p2p/ID)", ai.ID, err))
+		}
+		ai.Addrs = found.Addrs
+	}
 	if err := d.host.Connect(ctx, *ai); err != nil {
 		return withStatus(http.StatusBadGateway, api.CodeUnavailable, fmt.Errorf("connecting to %s: %w", ai.ID, err))
 	}

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/p2pd/p2pd/addr"
 	"github.com/p2pd/p2pd/filters"
 )
 
@@ -19,11 +21,6 @@ func parseMultiaddr(name, s string) (ma.Multiaddr, error) {
 		return nil, usagef("invalid %s value %q: not a multiaddr (%v)", name, s, err)
 	}
 	return m, nil
-}
-
-func checkP2PAddr(name, s string) error {
-	_, err := parseP2PAddr(name, s)
-	return err
 }
 
 func parseP2PAddr(name, s string) (*peer.AddrInfo, error) {
@@ -58,11 +55,46 @@ func describe(flagName, source string) string {
 }
 
 func parsePeerID(name, s string) (peer.ID, error) {
-	id, err := peer.Decode(s)
+	id, err := addr.PeerID(s)
 	if err != nil {
-		return "", usagef("invalid %s value %q: not a peer ID (%v)", name, s, err)
+		return "", usagef("invalid %s: %v", name, err)
 	}
 	return id, nil
+}
+
+// parseLocal turns a local TCP address as typed (PORT, HOST:PORT,
+// [V6]:PORT or a multiaddr) into its multiaddr.
+func parseLocal(name, s string) (ma.Multiaddr, error) {
+	m, err := addr.Local(s)
+	if err != nil {
+		return nil, usagef("invalid %s value %q: %v", name, s, err)
+	}
+	return m, nil
+}
+
+// parsePeer turns a peer as typed (a bare peer ID, /p2p/ID or
+// ADDR/p2p/ID) into its multiaddr.
+func parsePeer(name, s string) (string, error) {
+	m, _, err := addr.Peer(s)
+	switch {
+	case errors.Is(err, addr.ErrNotPeerID):
+		return "", usagef("invalid %s: %v", name, err)
+	case err != nil:
+		return "", usagef("invalid %s value %q: %v", name, s, err)
+	}
+	return m.String(), nil
+}
+
+// parseTarget turns a forward target as typed into what the API takes:
+// @NAME as it is, a peer as its multiaddr.
+func parseTarget(name, s string) (string, error) {
+	if _, ok := addr.Rendezvous(s); ok {
+		return s, nil
+	}
+	if s == addr.RendezvousPrefix {
+		return "", usagef("invalid %s value %q: want @NAME, the rendezvous string peers advertise", name, s)
+	}
+	return parsePeer(name, s)
 }
 
 // parseBootstrap checks --bootstrap values: peer multiaddrs, or the single

@@ -193,7 +193,7 @@ func daemonOptions(cfg repo.Config, fromFlag func(string) bool, cfgFile string) 
 	if len(trusted) > 0 {
 		opts = append(opts, daemon.TrustedNetworks(trusted...))
 	}
-	apiAddr, err := parseMultiaddr(src("api"), cfg.API)
+	apiAddr, err := parseLocal(src("api"), cfg.API)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/p2pd/p2pd/addr"
 	"github.com/p2pd/p2pd/client"
 )
 
@@ -91,12 +92,18 @@ func addClientFlags(fs *flag.FlagSet) *clientFlags {
 
 // client builds the API client the flags describe.
 func (f *clientFlags) client() (client.Client, error) {
-	if f.api != "" {
-		if _, err := client.ParseAPIAddr(f.api); err != nil {
-			return nil, usagef("invalid --api value %q: want /ip4/HOST/tcp/PORT or /unix/PATH", f.api)
+	api := f.api
+	if api != "" {
+		m, err := addr.Local(api)
+		if err == nil {
+			api = m.String()
+			_, err = client.ParseAPIAddr(api)
+		}
+		if err != nil {
+			return nil, usagef("invalid --api value %q: want PORT, HOST:PORT, /ip4/HOST/tcp/PORT or /unix/PATH", f.api)
 		}
 	}
-	return client.NewDefaultClient(&client.Config{Repo: f.repo, APIAddr: f.api})
+	return client.NewDefaultClient(&client.Config{Repo: f.repo, APIAddr: api})
 }
 
 // printJSON prints v as indented JSON.

@@ -71,23 +71,26 @@ EXAMPLES
 
 var connectCmd = &command{
 	name:  "connect",
-	args:  "[--json] MULTIADDR/p2p/ID",
+	args:  "[--json] PEER",
 	short: "connect to a peer",
 	help: `ARGUMENTS
-  MULTIADDR/p2p/ID  the peer's address and ID, e.g. /ip4/192.0.2.7/tcp/4001/p2p/12D3KooW...
+  PEER  the peer's address and ID, e.g. /ip4/192.0.2.7/tcp/4001/p2p/12D3KooW..., or its ID
+        alone (12D3KooW... or /p2p/12D3KooW...) to look its addresses up in the DHT
 
 EXAMPLES
-  p2pd connect /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW...`,
+  p2pd connect /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW...
+  p2pd connect 12D3KooW...`,
 	run: func(ctx context.Context, e *env, c *command, args []string) error {
 		fs, cf := clientFlagSet(e, c)
 		k, err := parseCall(e, c, fs, cf, args, "MULTIADDR/p2p/ID")
 		if err != nil {
 			return err
 		}
-		if err := checkP2PAddr("MULTIADDR", k.pos[0]); err != nil {
+		target, err := parsePeer("MULTIADDR", k.pos[0])
+		if err != nil {
 			return err
 		}
-		res, err := k.cl.Connect(ctx, k.pos[0])
+		res, err := k.cl.Connect(ctx, target)
 		if err != nil {
 			return explain(err)
 		}

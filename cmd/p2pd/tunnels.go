@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 
+	"github.com/p2pd/p2pd/addr"
 	"github.com/p2pd/p2pd/api"
 	"github.com/p2pd/p2pd/client"
 )
@@ -16,7 +18,8 @@ var listenCmd = &command{
 	short: "serve a libp2p protocol by dialling a local TCP service",
 	help: `ARGUMENTS
   PROTOCOL  the libp2p protocol to serve, within /x/ (e.g. /x/ssh) unless --allow-custom-protocol
-  TARGET    the local service, a TCP multiaddr such as /ip4/127.0.0.1/tcp/22 (port 0 is refused)
+  TARGET    the local service: PORT (on 127.0.0.1), HOST:PORT, [IPv6]:PORT or a TCP multiaddr
+            such as /ip4/127.0.0.1/tcp/22 (port 0 is refused)
 
 Every inbound stream of PROTOCOL becomes a TCP connection to TARGET. One listen per protocol.
 
@@ -24,8 +27,9 @@ OUTPUT
   PROTOCOL LISTEN TARGET   (LISTEN is /p2p/<this node's id>)
 
 EXAMPLES
+  p2pd listen /x/ssh 22
   p2pd listen /x/ssh /ip4/127.0.0.1/tcp/22
-  p2pd listen /x/web /ip4/127.0.0.1/tcp/8080 --allow-peer 12D3KooW... --report-peer-id
+  p2pd listen /x/web 127.0.0.1:8080 --allow-peer 12D3KooW... --report-peer-id
   p2pd listen /x/tmp /ip4/127.0.0.1/tcp/9000 --foreground   # removed when this command ends`,
 	run: func(ctx context.Context, e *env, c *command, args []string) error {
 		fs, cf := clientFlagSet(e, c)
@@ -38,7 +42,8 @@ EXAMPLES
 		if err != nil {
 			return err
 		}
-		if _, err := parseMultiaddr("TARGET", k.pos[1]); err != nil {
+		target, err := parseLocal("TARGET", k.pos[1])
+		if err != nil {
 			return err
 		}
 		for _, p := range allow {
@@ -46,7 +51,7 @@ EXAMPLES
 				return err
 			}
 		}
-		req := api.ListenRequest{Protocol: k.pos[0], Target: k.pos[1], AllowCustomProtocol: *custom,
+		req := api.ListenRequest{Protocol: k.pos[0], Target: target.String(), AllowCustomProtocol: *custom,
 			ReportPeerID: *report, AllowPeers: allow}
 		if *fg {
 			t, err := k.cl.ListenForeground(ctx, req)
@@ -69,8 +74,11 @@ var forwardCmd = &command{
 	short: "open a local TCP port whose connections become streams to a peer",
 	help: `ARGUMENTS
   PROTOCOL  the protocol the remote peer serves (its ` + "`p2pd listen`" + `), within /x/ unless --allow-custom-protocol
-  LISTEN    the local TCP multiaddr to listen on, e.g. /ip4/127.0.0.1/tcp/2222 (port 0 picks a free port)
-  TARGET    the peer: /p2p/<peer id>, or ADDR/p2p/<peer id> to also give its address
+  LISTEN    where to listen: PORT (on 127.0.0.1), HOST:PORT, [IPv6]:PORT or a TCP multiaddr
+            such as /ip4/127.0.0.1/tcp/2222 (port 0 picks a free port; 0.0.0.0:PORT for every
+            interface, as a container needs)
+  TARGET    the peer: its ID (12D3KooW...), /p2p/<peer id>, or ADDR/p2p/<peer id> to also give
+            its address
 
 A peer with no known address is looked up in the DHT.
 
@@ -78,8 +86,9 @@ OUTPUT
   PROTOCOL LISTEN TARGET   (LISTEN with the port really bound)
 
 EXAMPLES
+  p2pd forward /x/ssh 2222 12D3KooW...
   p2pd forward /x/ssh /ip4/127.0.0.1/tcp/2222 /p2p/12D3KooW...
-  p2pd forward /x/web /ip4/127.0.0.1/tcp/0 /ip4/192.0.2.7/tcp/4001/p2p/12D3KooW... --json`,
+  p2pd forward /x/web 0 /ip4/192.0.2.7/tcp/4001/p2p/12D3KooW... --json`,
 	run: func(ctx context.Context, e *env, c *command, args []string) error {
 		fs, cf := clientFlagSet(e, c)
 		custom := fs.Bool("allow-custom-protocol", false, "allow a PROTOCOL outside /x/")
@@ -88,13 +97,15 @@ EXAMPLES
 		if err != nil {
 			return err
 		}
-		if _, err := parseMultiaddr("LISTEN", k.pos[1]); err != nil {
+		listen, err := parseLocal("LISTEN", k.pos[1])
+		if err != nil {
 			return err
 		}
-		if err := checkP2PAddr("TARGET", k.pos[2]); err != nil {
+		target, err := parseTarget("TARGET", k.pos[2])
+		if err != nil {
 			return err
 		}
-		req := api.ForwardRequest{Protocol: k.pos[0], Listen: k.pos[1], Target: k.pos[2], AllowCustomProtocol: *custom}
+		req := api.ForwardRequest{Protocol: k.pos[0], Listen: listen.String(), Target: target, AllowCustomProtocol: *custom}
 		if *fg {
 			t, err := k.cl.ForwardForeground(ctx, req)
 			if err != nil {
@@ -123,6 +134,28 @@ func (k *call) hold(ctx context.Context, t *client.Tunnel) error {
 	case <-t.Done():
 		return t.Err()
 	}
+}
+
+// parseCloseTarget turns close's -t value into the target as ls shows it:
+// @NAME and multiaddrs as they are, a bare peer ID as /p2p/ID, a local
+// address (a listen's target) as its multiaddr.
+func parseCloseTarget(s string) (string, error) {
+	if _, ok := addr.Rendezvous(s); ok {
+		return s, nil
+	}
+	if strings.HasPrefix(s, "/") {
+		if _, err := parseMultiaddr("-t", s); err != nil {
+			return "", err
+		}
+		return s, nil
+	}
+	if m, _, err := addr.Peer(s); err == nil {
+		return m.String(), nil
+	}
+	if m, err := addr.Local(s); err == nil {
+		return m.String(), nil
+	}
+	return "", usagef("invalid -t value %q: want a forward's peer (ID, /p2p/ID or @NAME) or a listen's target address (%s)", s, addr.LocalForms)
 }
 
 // showCount prints how many things a close ended: N, or {"closed":N}.
@@ -179,7 +212,8 @@ not ended (see ` + "`p2pd streams close`" + `). Prints how many were closed.
 
 EXAMPLES
   p2pd close -p /x/ssh
-  p2pd close -l /ip4/127.0.0.1/tcp/2222
+  p2pd close -l 2222
+  p2pd close -t 12D3KooW...
   p2pd close -a`,
 	run: func(ctx context.Context, e *env, c *command, args []string) error {
 		fs, cf := clientFlagSet(e, c)
@@ -204,12 +238,14 @@ EXAMPLES
 			return usagef("can't combine --all with other matching options")
 		}
 		if req.ListenAddress != "" {
-			if _, err := parseMultiaddr("-l", req.ListenAddress); err != nil {
+			m, err := parseLocal("-l", req.ListenAddress)
+			if err != nil {
 				return err
 			}
+			req.ListenAddress = m.String()
 		}
 		if req.TargetAddress != "" {
-			if _, err := parseMultiaddr("-t", req.TargetAddress); err != nil {
+			if req.TargetAddress, err = parseCloseTarget(req.TargetAddress); err != nil {
 				return err
 			}
 		}
