@@ -62,6 +62,8 @@ type Daemon struct {
 	wg     sync.WaitGroup // the API server goroutine and the connection watcher
 
 	tunnels tunnelStore
+	// lock is the repo's lock, held from Start to the end of Close.
+	lock *repo.Lock
 
 	closeOnce sync.Once
 	closeErr  error
@@ -96,6 +98,16 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 			d.Close()
 		}
 	}()
+	// One daemon per repo: a second one would take over REPO/api and lose
+	// the tunnels of the first when it saves.
+	if d.lock, err = d.repo.Lock(repo.HolderDaemon); err != nil {
+		return err
+	}
+	if removed, err := d.repo.RemoveTempFiles(); err != nil {
+		log.Warnw("removing temporary files left by an interrupted write", "err", err)
+	} else if len(removed) > 0 {
+		log.Infow("removed temporary files left by an interrupted write", "files", removed)
+	}
 	sk, err := d.repo.Identity()
 	if err != nil {
 		return err
@@ -115,6 +127,9 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	// network activity.
 	if err := d.listenAPI(); err != nil {
 		return err
+	}
+	if err := d.lock.SetAPI(d.apiAddr); err != nil {
+		log.Warnw("recording the API address in the repo lock", "err", err)
 	}
 
 	listen := d.cfg.listen
@@ -272,6 +287,9 @@ func (d *Daemon) close() error {
 	}
 	if d.events != nil {
 		d.events.Close()
+	}
+	if err := d.lock.Release(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

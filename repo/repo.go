@@ -5,8 +5,11 @@
 // A repo is created by Init and opened by Open. Files that hold secrets
 // (identity.key, api.token) must be private to the owner: a repo whose key
 // file is readable by others, or whose key does not decode, is an error and is
-// never silently replaced. The package does no locking between processes;
-// the daemon is the only writer of api and tunnels.json.
+// never silently replaced.
+//
+// One process at a time uses a repo: the daemon, `p2pd chat --repo` and
+// `p2pd init` take its lock (Lock), which the kernel drops when the process
+// ends. The daemon is the only writer of api and tunnels.json.
 package repo
 
 import (
@@ -20,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -68,7 +72,9 @@ func (r *Repo) File(name string) string { return filepath.Join(r.path, name) }
 
 // Init creates the repo at path if it does not exist yet, and any of its
 // files that are missing: a fresh Ed25519 identity, a random API token and
-// the default settings. Existing files are kept (and checked).
+// the default settings. Existing files are kept (and checked). It holds the
+// repo's lock meanwhile, and fails with a *LockedError when a daemon (or
+// chat) holds it.
 func Init(path string) (*Repo, error) {
 	if path == "" {
 		return nil, errors.New("repo path is empty")
@@ -84,6 +90,12 @@ func Init(path string) (*Repo, error) {
 	if err := r.checkDir(); err != nil {
 		return nil, err
 	}
+	// Never add files under a running daemon or chat.
+	l, err := r.Lock(HolderInit)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Release()
 	if _, err := os.Stat(r.File(KeyFile)); errors.Is(err, fs.ErrNotExist) {
 		if err := r.writeNewKey(); err != nil {
 			return nil, err
@@ -270,11 +282,55 @@ func (r *Repo) ReadJSON(name string, v any) error {
 	return nil
 }
 
+// tempPattern is the name pattern of writeFileAtomic's temporary files.
+func tempPattern(name string) string { return "." + name + ".tmp-*" }
+
+// RemoveTempFiles removes the temporary files that writes interrupted by a
+// crash left in the repo, and returns their names. Call it only while
+// holding the repo's lock: another process's write in progress looks the
+// same.
+func (r *Repo) RemoveTempFiles() ([]string, error) {
+	var removed []string
+	var errs []error
+	for _, pattern := range []string{tempPattern("*"), ".probe-*"} {
+		names, err := filepath.Glob(filepath.Join(r.path, pattern))
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range names {
+			if err := os.Remove(n); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, fmt.Errorf("removing leftover temporary file: %w", err))
+				continue
+			}
+			removed = append(removed, filepath.Base(n))
+		}
+	}
+	return removed, errors.Join(errs...)
+}
+
+// MoveAside renames the repo file name to NAME.bad-TIMESTAMP (UTC, e.g.
+// tunnels.json.bad-20260102T150405Z), so that a file p2pd cannot read is
+// kept for the user rather than overwritten. It returns the new path.
+func (r *Repo) MoveAside(name string, now time.Time) (string, error) {
+	base := r.File(name) + ".bad-" + now.UTC().Format("20060102T150405Z")
+	dst := base
+	for i := 2; ; i++ {
+		if _, err := os.Lstat(dst); errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		dst = fmt.Sprintf("%s-%d", base, i)
+	}
+	if err := os.Rename(r.File(name), dst); err != nil {
+		return "", fmt.Errorf("moving %s aside: %w", r.File(name), err)
+	}
+	return dst, nil
+}
+
 // writeFileAtomic writes data to a temporary file beside path, syncs it and
 // renames it over path, so readers see the old or the new file, never half.
 func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
 	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	f, err := os.CreateTemp(dir, tempPattern(filepath.Base(path)))
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}

@@ -2,11 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -14,7 +13,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
-	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/p2pd/p2pd/chat"
 	"github.com/p2pd/p2pd/discovery"
@@ -151,10 +149,11 @@ func runChat(ctx context.Context, e *env, c *command, args []string) error {
 
 	hopts := []p2phost.Option{p2phost.ListenAddrs(setup.listen...)}
 	if f.repo != "" {
-		sk, err := chatIdentity(f.repo)
+		sk, lock, err := chatIdentity(f.repo)
 		if err != nil {
 			return err
 		}
+		defer lock.Release()
 		hopts = append(hopts, p2phost.Identity(sk))
 	}
 	h, err := p2phost.New(hopts...)
@@ -246,40 +245,27 @@ func warnNoDHTPeers(ctx context.Context, disc *discovery.Service, t *chat.Termin
 	t.Notice(msg)
 }
 
-// chatIdentity loads the private key of the repo at path, which must exist.
-func chatIdentity(path string) (crypto.PrivKey, error) {
+// chatIdentity loads the private key of the repo at path, which must exist,
+// and takes the repo's lock for as long as the chat runs: a daemon (or
+// another chat) with the same peer ID would confuse their peers.
+func chatIdentity(path string) (crypto.PrivKey, *repo.Lock, error) {
 	r, err := openRepo(path, false)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if api, running := daemonAnswers(r); running {
-		return nil, fmt.Errorf("--repo %s: a daemon runs with this identity (its API answers at %s); two nodes with one peer ID confuse their peers: stop the daemon, or chat without --repo", r.Path(), api)
-	}
-	return r.Identity()
-}
-
-// daemonAnswers reports whether a daemon answers at the API address the
-// repo records (a file left by a daemon that crashed does not count).
-func daemonAnswers(r *repo.Repo) (string, bool) {
-	b, err := os.ReadFile(r.File(repo.APIFile))
+	l, err := r.Lock(repo.HolderChat)
 	if err != nil {
-		return "", false
+		if errors.Is(err, repo.ErrLocked) {
+			return nil, nil, fmt.Errorf("--repo %s: %w; two nodes with one peer ID confuse their peers: stop it, or chat without --repo", path, err)
+		}
+		return nil, nil, err
 	}
-	api := strings.TrimSpace(string(b))
-	m, err := ma.NewMultiaddr(api)
+	sk, err := r.Identity()
 	if err != nil {
-		return "", false
+		l.Release()
+		return nil, nil, err
 	}
-	network, addr, err := manet.DialArgs(m)
-	if err != nil {
-		return "", false
-	}
-	c, err := net.DialTimeout(network, addr, time.Second)
-	if err != nil {
-		return "", false
-	}
-	c.Close()
-	return api, true
+	return sk, l, nil
 }
 
 // printChatBanner tells the user who they are and how peers can reach
