@@ -111,6 +111,7 @@ func (b *bridge) snapshot() Info {
 	info := b.info
 	info.BytesIn = b.bytesIn.Load()
 	info.BytesOut = b.bytesOut.Load()
+	fillDatagrams(&info, b.c)
 	return info
 }
 

@@ -53,6 +53,9 @@ type Info struct {
 	BytesIn  uint64       // bytes that came from the peer (stream -> local connection)
 	BytesOut uint64       // bytes sent to the peer (local connection -> stream)
 	Started  time.Time    // when Bridge registered the stream
+	// Datagrams, set only for a local connection that carries datagrams (a
+	// UDP flow, see DatagramConn), counts them.
+	Datagrams *DatagramCounts
 }
 
 // Registry keeps the live bridged streams and owns their copy goroutines.
