@@ -53,6 +53,15 @@ var (
 	// the PeerFinder found none.
 	ErrNoAddresses = errors.New("no known addresses for peer")
 
+	// ErrTransportMismatch is recorded (wrapped) as a forward's last error
+	// when the peer serves the protocol over the other transport: a TCP
+	// forward to a UDP listen, or a UDP forward to a TCP listen.
+	ErrTransportMismatch = errors.New("transport mismatch")
+
+	// ErrReportPeerIDUDP is returned by Listen when ReportPeerID is asked
+	// for a UDP target: a datagram service has no byte stream to prefix.
+	ErrReportPeerIDUDP = errors.New("--report-peer-id is not supported for a UDP target")
+
 	// ErrClosed is returned by Forward and Listen after Shutdown.
 	ErrClosed = errors.New("listener registry is shut down")
 )

@@ -20,8 +20,9 @@ type ForwardRequest struct {
 	// Protocol is the protocol the streams speak. It must start with "/x/"
 	// unless AllowCustomProtocol is set.
 	Protocol protocol.ID
-	// Listen is the local TCP (or unix) address to listen on; port 0 picks
-	// a free port.
+	// Listen is the local TCP, UDP or unix address to listen on; port 0
+	// picks a free port. A UDP address makes a UDP forward: each client
+	// (source address) becomes a flow of datagrams on a stream of its own.
 	Listen ma.Multiaddr
 	// Target is /p2p/ID or ADDR/p2p/ID. Addresses given here are used for
 	// the whole life of the entry; a peer with no known address is looked
@@ -59,16 +60,16 @@ func (r *Registry) Forward(ctx context.Context, req ForwardRequest) (Info, error
 	if err != nil {
 		return Info{}, fmt.Errorf("%w %s: %w", ErrInvalidListen, req.Listen, err)
 	}
+	e := &entry{wire: wireProtocol(req.Protocol, netw)}
 
 	r.regMu.Lock()
-	err = r.checkServed(req.Protocol)
+	err = r.checkServed(e.wire)
 	r.regMu.Unlock()
 	if err != nil {
 		return Info{}, err
 	}
 
-	lc := net.ListenConfig{KeepAlive: keepAlive(netw, addr)}
-	ln, err := lc.Listen(ctx, netw, addr)
+	ln, err := r.listenLocal(ctx, e, netw, addr)
 	if err != nil {
 		return Info{}, fmt.Errorf("listening on %s: %w", req.Listen, err)
 	}
@@ -80,21 +81,19 @@ func (r *Registry) Forward(ctx context.Context, req ForwardRequest) (Info, error
 
 	// The loop outlives the request: keep ctx's values, not its deadline.
 	loopCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	e := &entry{
-		info: Info{
-			Kind:       KindForward,
-			Protocol:   req.Protocol,
-			ListenAddr: bound,
-			TargetAddr: req.Target,
-			Foreground: req.Foreground,
-			Created:    time.Now(),
-		},
-		cancel: cancel,
-		ln:     ln,
-		peer:   id,
-		addrs:  addrs,
-		target: p2pTarget(id, req.Target),
+	e.info = Info{
+		Kind:       KindForward,
+		Protocol:   req.Protocol,
+		ListenAddr: bound,
+		TargetAddr: req.Target,
+		Foreground: req.Foreground,
+		Created:    time.Now(),
 	}
+	e.cancel = cancel
+	e.ln = ln
+	e.peer = id
+	e.addrs = addrs
+	e.target = p2pTarget(id, req.Target)
 
 	r.regMu.Lock()
 	r.mu.Lock()
@@ -140,8 +139,8 @@ func splitTarget(target ma.Multiaddr) ([]ma.Multiaddr, peer.ID, error) {
 	return []ma.Multiaddr{transport}, id, nil
 }
 
-// streamDialArgs returns the net.Dial/net.Listen arguments of a TCP or unix
-// multiaddr.
+// streamDialArgs returns the net.Dial/net.Listen arguments of a TCP, UDP
+// or unix multiaddr.
 func streamDialArgs(a ma.Multiaddr) (string, string, error) {
 	if len(a) == 0 {
 		return "", "", errors.New("address is empty")
@@ -150,8 +149,14 @@ func streamDialArgs(a ma.Multiaddr) (string, string, error) {
 	if err != nil {
 		return "", "", err
 	}
+	if isUDP(netw) {
+		if err := checkUDPAddr(a); err != nil {
+			return "", "", err
+		}
+		return netw, addr, nil
+	}
 	if !strings.HasPrefix(netw, "tcp") && netw != "unix" {
-		return "", "", errors.New("not a TCP or unix address")
+		return "", "", errors.New("not a TCP, UDP or unix address")
 	}
 	return netw, addr, nil
 }
@@ -233,15 +238,15 @@ func p2pTarget(id peer.ID, given ma.Multiaddr) ma.Multiaddr {
 // openStream connects to the target peer of e and opens a stream speaking
 // e's protocol.
 func (r *Registry) openStream(ctx context.Context, e *entry) (network.Stream, error) {
-	if s := openLazy(ctx, r.h, e.peer, e.info.Protocol); s != nil {
+	if s := openLazy(ctx, r.h, e.peer, e.wire); s != nil {
 		return s, nil
 	}
 	if err := r.connect(ctx, e.peer, e.addrs); err != nil {
 		return nil, err
 	}
-	s, err := r.h.NewStream(ctx, e.peer, e.info.Protocol)
+	s, err := r.h.NewStream(ctx, e.peer, e.wire)
 	if err != nil {
-		return nil, fmt.Errorf("opening stream: %w", err)
+		return nil, r.explainTransport(e, fmt.Errorf("opening stream: %w", err))
 	}
 	return s, nil
 }

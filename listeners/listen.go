@@ -18,8 +18,9 @@ type ListenRequest struct {
 	// Protocol is the protocol to serve. It must start with "/x/" unless
 	// AllowCustomProtocol is set.
 	Protocol protocol.ID
-	// Target is the local TCP (or unix) service dialled for each inbound
-	// stream; a TCP port must not be 0.
+	// Target is the local TCP, UDP or unix service dialled for each inbound
+	// stream; a port must not be 0. A UDP target makes a UDP listen: each
+	// inbound stream is a flow of datagrams, sent from a socket of its own.
 	Target ma.Multiaddr
 	// AllowPeers, when not empty, are the only peers allowed to open the
 	// protocol; streams from others are reset before the target is dialled.
@@ -53,6 +54,12 @@ func (r *Registry) Listen(ctx context.Context, req ListenRequest) (Info, error) 
 	if port, err := req.Target.ValueForProtocol(ma.P_TCP); err == nil && port == "0" {
 		return Info{}, ErrPortZero
 	}
+	if port, err := req.Target.ValueForProtocol(ma.P_UDP); err == nil && port == "0" {
+		return Info{}, ErrPortZero
+	}
+	if req.ReportPeerID && isUDP(netw) {
+		return Info{}, ErrReportPeerIDUDP
+	}
 
 	e := &entry{
 		info: Info{
@@ -65,6 +72,7 @@ func (r *Registry) Listen(ctx context.Context, req ListenRequest) (Info, error) 
 			Foreground:   req.Foreground,
 			Created:      time.Now(),
 		},
+		wire:    wireProtocol(req.Protocol, netw),
 		network: netw,
 		address: addr,
 	}
@@ -80,16 +88,17 @@ func (r *Registry) Listen(ctx context.Context, req ListenRequest) (Info, error) 
 }
 
 // register checks that e's protocol is free, sets its stream handler, adds
-// e to the registry and tells the hooks.
+// e to the registry and tells the hooks. A protocol may have one TCP (or
+// unix) listen and one UDP listen: they speak different wire protocols.
 func (r *Registry) register(ctx context.Context, e *entry) (Info, error) {
-	p := e.info.Protocol
+	p := e.wire
 	r.regMu.Lock()
 	if err := r.checkServed(p); err != nil {
 		r.regMu.Unlock()
 		return Info{}, err
 	}
 	r.mu.Lock()
-	exists := slices.ContainsFunc(r.listens, func(o *entry) bool { return o.info.Protocol == p })
+	exists := slices.ContainsFunc(r.listens, func(o *entry) bool { return o.wire == p })
 	r.mu.Unlock()
 	if exists {
 		r.regMu.Unlock()
@@ -106,7 +115,7 @@ func (r *Registry) register(ctx context.Context, e *entry) (Info, error) {
 	r.regMu.Unlock()
 	defer r.hookMu.Unlock()
 
-	log.Infow("listen added", "protocol", p, "addr", e.info.TargetAddr)
+	log.Infow("listen added", "protocol", e.info.Protocol, "addr", e.info.TargetAddr)
 	r.added(e)
 	return info, nil
 }
@@ -133,8 +142,7 @@ func (r *Registry) handleStream(ctx context.Context, e *entry, s network.Stream)
 
 	dctx, cancel := context.WithTimeout(ctx, r.cfg.dialTimeout)
 	defer cancel()
-	d := net.Dialer{KeepAlive: keepAlive(e.network, e.address)}
-	c, err := d.DialContext(dctx, e.network, e.address)
+	c, err := r.dialLocal(dctx, e)
 	if err != nil {
 		// Record before resetting, so that a peer seeing the reset finds
 		// the reason in LastError.

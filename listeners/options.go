@@ -30,6 +30,8 @@ type config struct {
 	onChange    func()
 	onAdd       func(Info)
 	onRemove    func(Info)
+	// udpIdleTimeout is the flows' idle timeout; 0 means udpflow's default.
+	udpIdleTimeout time.Duration
 }
 
 func defaultConfig() config {

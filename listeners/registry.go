@@ -143,6 +143,10 @@ type entry struct {
 	// registry; a listen's handler then refuses new streams.
 	stopped bool
 
+	// wire is the protocol the entry's streams speak: Protocol for TCP and
+	// unix, its UDP form for UDP (see wireProtocol).
+	wire protocol.ID
+
 	// Forward only.
 	ln     net.Listener   // the local listener
 	peer   peer.ID        // the target peer
@@ -303,7 +307,7 @@ func (r *Registry) take(sel func(*entry) bool, shutdown bool) []*entry {
 
 	for _, e := range removed {
 		if e.info.Kind == KindListen {
-			r.h.RemoveStreamHandler(e.info.Protocol)
+			r.h.RemoveStreamHandler(e.wire)
 		}
 	}
 	return removed
@@ -380,12 +384,13 @@ func hasXPrefix(p protocol.ID) bool {
 	return len(p) >= 3 && p[:3] == "/x/"
 }
 
-// checkServed fails if the host has a handler for p that is not a listen
-// entry of this registry. Call with regMu held.
+// checkServed fails if the host has a handler for p (a protocol as spoken
+// on the wire) that is not a listen entry of this registry. Call with regMu
+// held.
 func (r *Registry) checkServed(p protocol.ID) error {
 	r.mu.Lock()
 	closed := r.closed
-	ours := slices.ContainsFunc(r.listens, func(e *entry) bool { return e.info.Protocol == p })
+	ours := slices.ContainsFunc(r.listens, func(e *entry) bool { return e.wire == p })
 	r.mu.Unlock()
 	if closed {
 		return ErrClosed

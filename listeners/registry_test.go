@@ -36,6 +36,16 @@ func TestRequestErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	busyPort := busy.Addr().(*net.TCPAddr).Port
+	busyUDP, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busyUDP.Close()
+	busyUDPAddr, err := manet.FromNetAddr(busyUDP.LocalAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	busyUDPPort := busyUDP.LocalAddr().(*net.UDPAddr).Port
 
 	shut := newNode(t)
 	if err := shut.reg.Shutdown(); err != nil {
@@ -78,12 +88,20 @@ func TestRequestErrors(t *testing.T) {
 			ErrInvalidTarget, "invalid target address: target is empty"},
 		{"forward to itself", forward(n.reg, ForwardRequest{Protocol: "/x/a", Listen: tcp0, Target: p2pAddr(t, n.h.ID())}),
 			ErrSelfTarget, "can not forward to this node itself"},
-		{"forward on a UDP address", forward(n.reg, ForwardRequest{Protocol: "/x/a", Listen: mustAddr(t, "/ip4/127.0.0.1/udp/0"), Target: other}),
-			ErrInvalidListen, "invalid listen address /ip4/127.0.0.1/udp/0: not a TCP or unix address"},
+		{"forward on a QUIC address", forward(n.reg, ForwardRequest{Protocol: "/x/a", Listen: mustAddr(t, "/ip4/127.0.0.1/udp/0/quic-v1"), Target: other}),
+			ErrInvalidListen, "invalid listen address /ip4/127.0.0.1/udp/0/quic-v1: a UDP address must end with /udp/PORT"},
+		{"forward on an IP address alone", forward(n.reg, ForwardRequest{Protocol: "/x/a", Listen: mustAddr(t, "/ip4/127.0.0.1"), Target: other}),
+			ErrInvalidListen, "invalid listen address /ip4/127.0.0.1: not a TCP, UDP or unix address"},
+		{"forward on a busy UDP port", forward(n.reg, ForwardRequest{Protocol: "/x/a", Listen: busyUDPAddr, Target: other}),
+			nil, fmt.Sprintf("listening on %s: listen udp4 127.0.0.1:%d: bind: address already in use", busyUDPAddr, busyUDPPort)},
 		{"forward on a busy port", forward(n.reg, ForwardRequest{Protocol: "/x/a", Listen: busyAddr, Target: other}),
 			nil, fmt.Sprintf("listening on %s: listen tcp4 127.0.0.1:%d: bind: address already in use", busyAddr, busyPort)},
-		{"listen towards a UDP address", listen(n.reg, ListenRequest{Protocol: "/x/a", Target: mustAddr(t, "/ip4/127.0.0.1/udp/7")}),
-			ErrInvalidTarget, "invalid target address /ip4/127.0.0.1/udp/7: not a TCP or unix address"},
+		{"listen towards a UDP port 0", listen(n.reg, ListenRequest{Protocol: "/x/zero", Target: mustAddr(t, "/ip4/127.0.0.1/udp/0")}),
+			ErrPortZero, "port can not be 0"},
+		{"listen towards QUIC", listen(n.reg, ListenRequest{Protocol: "/x/a", Target: mustAddr(t, "/ip4/127.0.0.1/udp/7/quic-v1")}),
+			ErrInvalidTarget, "invalid target address /ip4/127.0.0.1/udp/7/quic-v1: a UDP address must end with /udp/PORT"},
+		{"report peer id to a UDP target", listen(n.reg, ListenRequest{Protocol: "/x/a", Target: mustAddr(t, "/ip4/127.0.0.1/udp/7"), ReportPeerID: true}),
+			ErrReportPeerIDUDP, "--report-peer-id is not supported for a UDP target"},
 		{"close without a filter", closeWith(Match{}),
 			ErrNoMatch, "no matching options given"},
 		{"close all with a protocol", closeWith(Match{All: true, Protocol: "/x/taken"}),
