@@ -155,6 +155,12 @@ type Stream struct {
 	BytesIn       uint64    `json:"bytes_in"`
 	BytesOut      uint64    `json:"bytes_out"`
 	Started       time.Time `json:"started"`
+	// DatagramsIn, DatagramsOut and Dropped are set only for a UDP flow:
+	// whole datagrams from and to the peer, and datagrams dropped either
+	// way. Its BytesIn and BytesOut then count datagram payloads.
+	DatagramsIn  *uint64 `json:"datagrams_in,omitempty"`
+	DatagramsOut *uint64 `json:"datagrams_out,omitempty"`
+	Dropped      *uint64 `json:"dropped,omitempty"`
 }
 
 // StreamCloseRequest resets one stream by ID, or all of them

@@ -188,6 +188,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	d.listeners = listeners.NewRegistry(d.host, d.streams,
 		listeners.WithPeerFinder(d.disc),
 		listeners.WithDialTimeout(d.cfg.dialTimeout),
+		listeners.WithUDPIdleTimeout(d.cfg.udpIdleTimeout),
 		listeners.WithOnChange(d.saveTunnels),
 		listeners.WithOnAdd(d.listenerAdded),
 		listeners.WithOnRemove(d.listenerRemoved),

@@ -160,7 +160,7 @@ func registryError(err error) error {
 		errors.Is(err, listeners.ErrNoMatch), errors.Is(err, listeners.ErrAllWithFilter),
 		errors.Is(err, listeners.ErrProtocolServed), errors.Is(err, listeners.ErrEmptyProtocol),
 		errors.Is(err, listeners.ErrInvalidTarget), errors.Is(err, listeners.ErrInvalidListen),
-		errors.Is(err, listeners.ErrSelfTarget):
+		errors.Is(err, listeners.ErrSelfTarget), errors.Is(err, listeners.ErrReportPeerIDUDP):
 		return withStatus(http.StatusBadRequest, api.CodeBadRequest, err)
 	}
 	return err
@@ -403,6 +403,10 @@ func streamJSON(s streams.Info) api.Stream {
 	}
 	if len(s.Target) > 0 {
 		out.TargetAddress = s.Target.String()
+	}
+	if d := s.Datagrams; d != nil {
+		in, o, dropped := d.In, d.Out, d.Dropped
+		out.DatagramsIn, out.DatagramsOut, out.Dropped = &in, &o, &dropped
 	}
 	return out
 }

@@ -9,6 +9,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/p2pd/p2pd/udpflow"
 )
 
 // Option configures a Daemon.
@@ -29,6 +31,7 @@ type config struct {
 	out             io.Writer
 	findTimeout     time.Duration
 	shutdownTimeout time.Duration
+	udpIdleTimeout  time.Duration
 }
 
 func defaultConfig() config {
@@ -41,6 +44,7 @@ func defaultConfig() config {
 		out:             io.Discard,
 		findTimeout:     10 * time.Second,
 		shutdownTimeout: 5 * time.Second,
+		udpIdleTimeout:  udpflow.DefaultIdleTimeout,
 	}
 }
 
