@@ -4,7 +4,10 @@
 // A local TCP address may be written as a port alone (2222 is
 // 127.0.0.1:2222), as HOST:PORT (127.0.0.1:2222, localhost:2222,
 // 0.0.0.0:2222, db.lan:5432), as [V6]:PORT ([::1]:2222), or as a multiaddr
-// (/ip4/127.0.0.1/tcp/2222), which is taken as it is. A peer may be written
+// (/ip4/127.0.0.1/tcp/2222), which is taken as it is. A local UDP address is
+// one of the short forms with "udp:" before it (udp:5353,
+// udp:127.0.0.1:5353) or "/udp" after it (5353/udp, 127.0.0.1:5353/udp,
+// [::1]:5353/udp), or a /udp/ multiaddr. A peer may be written
 // as a bare peer ID, /p2p/ID or ADDR/p2p/ID; a rendezvous name as @NAME.
 // Output is always the multiaddr form.
 package addr
@@ -21,7 +24,7 @@ import (
 )
 
 // LocalForms describes the forms Local accepts, for error messages.
-const LocalForms = "PORT, HOST:PORT, [IPv6]:PORT or a multiaddr like /ip4/127.0.0.1/tcp/2222"
+const LocalForms = "PORT, HOST:PORT, [IPv6]:PORT or a multiaddr like /ip4/127.0.0.1/tcp/2222 (UDP: udp:PORT or HOST:PORT/udp)"
 
 // DefaultHost is the host of an address given as a port alone.
 const DefaultHost = "127.0.0.1"
@@ -36,8 +39,8 @@ func syntaxf(format string, args ...any) error {
 	return &SyntaxError{Msg: fmt.Sprintf(format, args...)}
 }
 
-// Local parses a local TCP address in any of the forms of the package doc
-// and returns its multiaddr. A multiaddr (anything starting with "/") is
+// Local parses a local TCP or UDP address in any of the forms of the
+// package doc and returns its multiaddr. A multiaddr (anything starting with "/") is
 // only checked to parse; the caller checks what it needs of it.
 func Local(s string) (ma.Multiaddr, error) {
 	if s == "" {
@@ -50,8 +53,20 @@ func Local(s string) (ma.Multiaddr, error) {
 		}
 		return m, nil
 	}
+	if rest, ok := strings.CutPrefix(s, udpPrefix); ok {
+		return hostPort(rest, "udp")
+	}
+	if rest, ok := strings.CutSuffix(s, udpSuffix); ok {
+		return hostPort(rest, "udp")
+	}
 	return hostPort(s, "tcp")
 }
+
+// The marks of a short UDP address: udp:5353, 127.0.0.1:5353/udp.
+const (
+	udpPrefix = "udp:"
+	udpSuffix = "/udp"
+)
 
 // hostPort parses PORT, HOST:PORT or [V6]:PORT into /ip4|ip6|dns/HOST/PROTO/PORT.
 func hostPort(s, proto string) (ma.Multiaddr, error) {

@@ -24,6 +24,15 @@ func TestLocal(t *testing.T) {
 		{"/ip4/127.0.0.1/tcp/2222", "/ip4/127.0.0.1/tcp/2222"},
 		{"/ip6/::1/tcp/22", "/ip6/::1/tcp/22"},
 		{"/unix/tmp/p2pd.sock", "/unix/tmp/p2pd.sock"},
+		{"udp:5353", "/ip4/127.0.0.1/udp/5353"},
+		{"udp:0.0.0.0:53", "/ip4/0.0.0.0/udp/53"},
+		{"udp:[::1]:53", "/ip6/::1/udp/53"},
+		{"5353/udp", "/ip4/127.0.0.1/udp/5353"},
+		{"127.0.0.1:5353/udp", "/ip4/127.0.0.1/udp/5353"},
+		{"localhost:51820/udp", "/ip4/127.0.0.1/udp/51820"},
+		{"[::1]:5353/udp", "/ip6/::1/udp/5353"},
+		{"dns.lan:53/udp", "/dns/dns.lan/udp/53"},
+		{"/ip4/127.0.0.1/udp/53", "/ip4/127.0.0.1/udp/53"},
 	}
 	for _, tt := range tests {
 		m, err := Local(tt.in)
@@ -53,6 +62,11 @@ func TestLocalErrors(t *testing.T) {
 		{"bad host!:22", `"bad host!" is not an IP address or host name`},
 		{"-x.lan:22", `"-x.lan" is not an IP address or host name`},
 		{"/ip4/1.2.3.4/tcpx/1", "not a multiaddr"},
+		{"udp:", "is not a port number"},
+		{"udp:dns", `"dns" is not a port number`},
+		{"/udp", "not a multiaddr"},
+		{"70000/udp", "port 70000 is out of range (0-65535)"},
+		{"udp:5353/udp", `"5353/udp" is not a port number`},
 	}
 	for _, tt := range tests {
 		m, err := Local(tt.in)
