@@ -36,6 +36,9 @@ type Config struct {
 	// MaxProcs is how many cores the daemon runs on at once; 0 is half of
 	// them (at least 1), unless GOMAXPROCS is set in its environment.
 	MaxProcs int `json:"max_procs,omitempty"`
+	// UDPIdleTimeout closes a UDP flow that saw no datagram either way for
+	// this long, e.g. "2m"; empty means udpflow.DefaultIdleTimeout.
+	UDPIdleTimeout string `json:"udp_idle_timeout,omitempty"`
 }
 
 // DefaultListen are the listen addresses of a daemon started with no

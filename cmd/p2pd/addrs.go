@@ -62,8 +62,8 @@ func parsePeerID(name, s string) (peer.ID, error) {
 	return id, nil
 }
 
-// parseLocal turns a local TCP address as typed (PORT, HOST:PORT,
-// [V6]:PORT or a multiaddr) into its multiaddr.
+// parseLocal turns a local TCP or UDP address as typed (PORT, HOST:PORT,
+// [V6]:PORT, udp:PORT, HOST:PORT/udp or a multiaddr) into its multiaddr.
 func parseLocal(name, s string) (ma.Multiaddr, error) {
 	m, err := addr.Local(s)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/p2pd/p2pd/daemon"
 	"github.com/p2pd/p2pd/discovery"
 	"github.com/p2pd/p2pd/repo"
+	"github.com/p2pd/p2pd/udpflow"
 )
 
 var initCmd = &command{
@@ -86,6 +87,7 @@ type daemonFlags struct {
 	mdns        bool
 	dialTimeout time.Duration
 	maxProcs    int
+	udpIdle     time.Duration
 }
 
 func (f *daemonFlags) register(fs *flag.FlagSet) {
@@ -101,6 +103,7 @@ func (f *daemonFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.api, "api", "/ip4/127.0.0.1/tcp/5055", "control API `MULTIADDR` (port 0 picks one; /unix/PATH for a socket)")
 	fs.BoolVar(&f.mdns, "mdns", true, "discover peers on the LAN with mDNS")
 	fs.DurationVar(&f.dialTimeout, "dial-timeout", 30*time.Second, "how long a forward tries to reach its peer")
+	fs.DurationVar(&f.udpIdle, "udp-idle-timeout", udpflow.DefaultIdleTimeout, "close a UDP flow after this long without a datagram either way")
 	fs.IntVar(&f.maxProcs, "max-procs", 0, "run on at most `N` cores at once (0: half the cores, at least 1, unless $GOMAXPROCS says otherwise)")
 }
 
@@ -132,6 +135,8 @@ func (f *daemonFlags) merge(fs *flag.FlagSet, cfg *repo.Config) {
 			cfg.DialTimeout = f.dialTimeout.String()
 		case "max-procs":
 			cfg.MaxProcs = f.maxProcs
+		case "udp-idle-timeout":
+			cfg.UDPIdleTimeout = f.udpIdle.String()
 		}
 	})
 }
@@ -204,6 +209,13 @@ func daemonOptions(cfg repo.Config, fromFlag func(string) bool, cfgFile string) 
 			return nil, usagef("invalid %s value %q: want a positive duration like 30s", src("dial-timeout"), cfg.DialTimeout)
 		}
 		opts = append(opts, daemon.DialTimeout(d))
+	}
+	if cfg.UDPIdleTimeout != "" {
+		d, err := time.ParseDuration(cfg.UDPIdleTimeout)
+		if err != nil || d <= 0 {
+			return nil, usagef("invalid %s value %q: want a positive duration like 2m", src("udp-idle-timeout"), cfg.UDPIdleTimeout)
+		}
+		opts = append(opts, daemon.UDPIdleTimeout(d))
 	}
 	if cfg.MaxProcs < 0 {
 		return nil, usagef("invalid %s value %d: want a number of cores, or 0 for half of them", src("max-procs"), cfg.MaxProcs)

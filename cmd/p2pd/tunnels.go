@@ -15,13 +15,16 @@ import (
 var listenCmd = &command{
 	name:  "listen",
 	args:  "[flags] PROTOCOL TARGET",
-	short: "serve a libp2p protocol by dialling a local TCP service",
+	short: "serve a libp2p protocol by dialling a local TCP or UDP service",
 	help: `ARGUMENTS
   PROTOCOL  the libp2p protocol to serve, within /x/ (e.g. /x/ssh) unless --allow-custom-protocol
   TARGET    the local service: PORT (on 127.0.0.1), HOST:PORT, [IPv6]:PORT or a TCP multiaddr
-            such as /ip4/127.0.0.1/tcp/22 (port 0 is refused)
+            such as /ip4/127.0.0.1/tcp/22 (port 0 is refused); for a UDP service udp:PORT,
+            HOST:PORT/udp or /ip4/127.0.0.1/udp/53
 
-Every inbound stream of PROTOCOL becomes a TCP connection to TARGET. One listen per protocol.
+Every inbound stream of PROTOCOL becomes a TCP connection to TARGET. One listen per protocol
+(and one more over UDP). A UDP TARGET carries datagrams: each remote client (flow) gets a
+UDP socket of its own towards TARGET.
 
 OUTPUT
   PROTOCOL LISTEN TARGET   (LISTEN is /p2p/<this node's id>)
@@ -30,6 +33,8 @@ EXAMPLES
   p2pd listen /x/ssh 22
   p2pd listen /x/ssh /ip4/127.0.0.1/tcp/22
   p2pd listen /x/web 127.0.0.1:8080 --allow-peer 12D3KooW... --report-peer-id
+  p2pd listen /x/dns udp:53
+  p2pd listen /x/wg /ip4/127.0.0.1/udp/51820
   p2pd listen /x/tmp /ip4/127.0.0.1/tcp/9000 --foreground   # removed when this command ends`,
 	run: func(ctx context.Context, e *env, c *command, args []string) error {
 		fs, cf := clientFlagSet(e, c)
@@ -71,12 +76,13 @@ EXAMPLES
 var forwardCmd = &command{
 	name:  "forward",
 	args:  "[flags] PROTOCOL LISTEN TARGET",
-	short: "open a local TCP port whose connections become streams to a peer",
+	short: "open a local TCP or UDP port whose connections (UDP: clients) become streams to a peer",
 	help: `ARGUMENTS
   PROTOCOL  the protocol the remote peer serves (its ` + "`p2pd listen`" + `), within /x/ unless --allow-custom-protocol
   LISTEN    where to listen: PORT (on 127.0.0.1), HOST:PORT, [IPv6]:PORT or a TCP multiaddr
             such as /ip4/127.0.0.1/tcp/2222 (port 0 picks a free port; 0.0.0.0:PORT for every
-            interface, as a container needs)
+            interface, as a container needs); for UDP udp:PORT, HOST:PORT/udp or
+            /ip4/127.0.0.1/udp/5353: each client address becomes a flow of datagrams
   TARGET    the peer: its ID (12D3KooW...), /p2p/<peer id>, or ADDR/p2p/<peer id> to also give
             its address
 
@@ -88,7 +94,8 @@ OUTPUT
 EXAMPLES
   p2pd forward /x/ssh 2222 12D3KooW...
   p2pd forward /x/ssh /ip4/127.0.0.1/tcp/2222 /p2p/12D3KooW...
-  p2pd forward /x/web 0 /ip4/192.0.2.7/tcp/4001/p2p/12D3KooW... --json`,
+  p2pd forward /x/web 0 /ip4/192.0.2.7/tcp/4001/p2p/12D3KooW... --json
+  p2pd forward /x/dns 127.0.0.1:5353/udp 12D3KooW...`,
 	run: func(ctx context.Context, e *env, c *command, args []string) error {
 		fs, cf := clientFlagSet(e, c)
 		custom := fs.Bool("allow-custom-protocol", false, "allow a PROTOCOL outside /x/")
@@ -262,7 +269,8 @@ var streamsCmd = &command{
 	args:  "[--json] | close ID | close -a",
 	short: "list open bridged streams, or reset them",
 	help: `OUTPUT
-  One line per stream: ID PROTOCOL ORIGIN TARGET
+  One line per stream: ID PROTOCOL ORIGIN TARGET; a UDP flow adds
+  datagrams in N out N dropped N
 
   ` + "`p2pd streams close ID`" + ` resets one stream, ` + "`p2pd streams close -a`" + ` all of them: both TCP ends
   see a reset. Prints how many were closed.
@@ -292,7 +300,11 @@ EXAMPLES
 		}
 		return k.show(ss, func(w io.Writer) {
 			for _, s := range ss {
-				fmt.Fprintf(w, "%d %s %s %s\n", s.ID, s.Protocol, s.OriginAddress, s.TargetAddress)
+				fmt.Fprintf(w, "%d %s %s %s", s.ID, s.Protocol, s.OriginAddress, s.TargetAddress)
+				if s.DatagramsIn != nil && s.DatagramsOut != nil && s.Dropped != nil {
+					fmt.Fprintf(w, " datagrams in %d out %d dropped %d", *s.DatagramsIn, *s.DatagramsOut, *s.Dropped)
+				}
+				fmt.Fprintln(w)
 			}
 		})
 	},
