@@ -59,6 +59,12 @@ type Peer struct {
 	Address   string  `json:"address"`
 	Direction string  `json:"direction"`
 	LatencyMS float64 `json:"latency_ms"`
+	// Connection is "direct" or "relayed": the best connection to the
+	// peer (a direct one wins).
+	Connection string `json:"connection"`
+	// Transport is that connection's transport ("tcp", "quic", ...; for a
+	// relayed connection, the one to the relay).
+	Transport string `json:"transport"`
 }
 
 // ConnectRequest asks the daemon to dial a peer (POST RouteConnect).

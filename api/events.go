@@ -11,6 +11,14 @@ const (
 	EventStreamClosed     = "stream_closed"
 	EventListenerAdded    = "listener_added"
 	EventListenerRemoved  = "listener_removed"
+	// EventReachabilityChanged: the node's reachability changed (or was
+	// pinned at start); Reachability says to what.
+	EventReachabilityChanged = "reachability_changed"
+	// EventRelayReservation: a reservation on a configured relay was made,
+	// renewed, lost or failed; Relay says which and how.
+	EventRelayReservation = "relay_reservation"
+	// EventHolePunch: a hole punching step with Peer; HolePunch says which.
+	EventHolePunch = "hole_punch"
 	// EventDropped tells a subscriber that it lost Dropped events because it
 	// read too slowly.
 	EventDropped = "events_dropped"
@@ -31,6 +39,13 @@ type Event struct {
 	Listener   *Listener `json:"listener,omitempty"`
 	// Error is why a stream ended, when it did not end cleanly.
 	Error string `json:"error,omitempty"`
+	// Reachability is "public", "private" or "unknown"
+	// (EventReachabilityChanged only).
+	Reachability string `json:"reachability,omitempty"`
+	// Relay is the reservation's new state (EventRelayReservation only).
+	Relay *RelayReservation `json:"relay,omitempty"`
+	// HolePunch is the step (EventHolePunch only).
+	HolePunch *HolePunch `json:"hole_punch,omitempty"`
 	// Dropped counts lost events (EventDropped only).
 	Dropped uint64 `json:"dropped,omitempty"`
 }

@@ -47,6 +47,8 @@ type Client interface {
 	ID(ctx context.Context) (*api.ID, error)
 	// Peers lists connected peers.
 	Peers(ctx context.Context) ([]api.Peer, error)
+	// Status tells whether others can reach the node, and how.
+	Status(ctx context.Context) (*api.Status, error)
 	// Connect dials the peer at addr (a multiaddr ending in /p2p/ID).
 	Connect(ctx context.Context, addr string) (*api.ConnectResponse, error)
 	// Find looks for peers advertising rendezvous, for at most timeout

@@ -62,6 +62,7 @@ type Daemon struct {
 	wg     sync.WaitGroup // the API server goroutine and the connection watcher
 
 	tunnels tunnelStore
+	nat     natState
 	// lock is the repo's lock, held from Start to the end of Close.
 	lock *repo.Lock
 
@@ -152,10 +153,14 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	if len(d.cfg.trusted) > 0 {
 		hopts = append(hopts, p2phost.TrustedNetworks(d.cfg.trusted...))
 	}
+	hopts = append(hopts, d.natHostOptions()...)
 	if d.host, err = p2phost.New(hopts...); err != nil {
 		return fmt.Errorf("starting libp2p host: %w", err)
 	}
 	d.watchConnections()
+	if err := d.startRelayService(); err != nil {
+		return err
+	}
 
 	dopts := []discovery.Option{
 		discovery.Mode(d.cfg.dhtMode),
@@ -178,6 +183,9 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	}
 	if err := d.disc.Start(d.ctx); err != nil {
 		return fmt.Errorf("starting discovery: %w", err)
+	}
+	if err := d.startNAT(); err != nil {
+		return err
 	}
 
 	d.streams = streams.NewRegistry(
@@ -281,6 +289,9 @@ func (d *Daemon) close() error {
 			errs = append(errs, err)
 		}
 	}
+	if err := d.stopNAT(); err != nil {
+		errs = append(errs, err)
+	}
 	if d.host != nil {
 		if err := d.host.Close(); err != nil {
 			errs = append(errs, err)
@@ -353,11 +364,21 @@ func (d *Daemon) watchConnections() {
 		log.Errorw("subscribing to connection events; peer events are off", "err", err)
 		return
 	}
+	connected := map[peer.ID]bool{}
+	d.consume(sub, func(e any) {
+		if ev, ok := e.(event.EvtPeerConnectednessChanged); ok {
+			d.connectednessChanged(ev, connected)
+		}
+	})
+}
+
+// consume hands every event of sub to handle, in one goroutine owned by
+// d.wg that stops with d.ctx and closes sub.
+func (d *Daemon) consume(sub event.Subscription, handle func(any)) {
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
 		defer sub.Close()
-		connected := map[peer.ID]bool{}
 		for {
 			select {
 			case <-d.ctx.Done():
@@ -366,9 +387,7 @@ func (d *Daemon) watchConnections() {
 				if !ok {
 					return
 				}
-				if ev, ok := e.(event.EvtPeerConnectednessChanged); ok {
-					d.connectednessChanged(ev, connected)
-				}
+				handle(e)
 			}
 		}
 	}()

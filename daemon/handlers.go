@@ -45,25 +45,25 @@ func agentVersion(*Daemon) string { return version.UserAgent() }
 
 func (d *Daemon) handlePeers(w http.ResponseWriter, r *http.Request) error {
 	out := []api.Peer{}
-	seen := map[peer.ID]bool{}
-	for _, c := range d.host.Network().Conns() {
-		p := c.RemotePeer()
-		if seen[p] {
+	for _, p := range sortedPeers(d.host.Network().Peers()) {
+		c := bestConn(d.host.Network().ConnsToPeer(p))
+		if c == nil {
 			continue
 		}
-		seen[p] = true
 		dir := "inbound"
 		if c.Stat().Direction == network.DirOutbound {
 			dir = "outbound"
 		}
+		conn, transport := connKind(c)
 		out = append(out, api.Peer{
-			ID:        p.String(),
-			Address:   c.RemoteMultiaddr().String(),
-			Direction: dir,
-			LatencyMS: float64(d.host.Peerstore().LatencyEWMA(p)) / float64(time.Millisecond),
+			ID:         p.String(),
+			Address:    c.RemoteMultiaddr().String(),
+			Direction:  dir,
+			LatencyMS:  float64(d.host.Peerstore().LatencyEWMA(p)) / float64(time.Millisecond),
+			Connection: conn,
+			Transport:  transport,
 		})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }

@@ -32,6 +32,7 @@ type config struct {
 	findTimeout     time.Duration
 	shutdownTimeout time.Duration
 	udpIdleTimeout  time.Duration
+	nat             natConfig
 }
 
 func defaultConfig() config {

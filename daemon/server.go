@@ -32,6 +32,7 @@ func (d *Daemon) routes() []route {
 	return []route{
 		{http.MethodGet, api.RouteID, d.handleID},
 		{http.MethodGet, api.RoutePeers, d.handlePeers},
+		{http.MethodGet, api.RouteStatus, d.handleStatus},
 		{http.MethodPost, api.RouteConnect, d.handleConnect},
 		{http.MethodPost, api.RouteFind, d.handleFind},
 		{http.MethodPost, api.RouteListen, d.handleListen},

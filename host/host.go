@@ -111,6 +111,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -119,9 +120,11 @@ import (
 	lphost "github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
+	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	libp2pquic "github.com/libp2p/go-libp2p/p2p/transport/quic"
@@ -208,9 +211,22 @@ func New(opts ...Option) (lphost.Host, error) {
 	if c.natTraversal {
 		lopts = append(lopts,
 			libp2p.NATPortMap(),
-			libp2p.EnableHolePunching(),
-			libp2p.EnableAutoRelayWithPeerSource(relays.candidates),
+			libp2p.EnableAutoRelayWithPeerSource(relays.candidates,
+				autorelay.WithMinCandidates(1), autorelay.WithBootDelay(0)),
 		)
+	}
+	if c.holePunching {
+		var hopts []holepunch.Option
+		if c.punchTracer != nil {
+			hopts = append(hopts, holepunch.WithTracer(c.punchTracer))
+		}
+		lopts = append(lopts, libp2p.EnableHolePunching(hopts...))
+	}
+	if c.natService {
+		lopts = append(lopts, libp2p.EnableNATService())
+	}
+	if len(c.announce) > 0 {
+		lopts = append(lopts, libp2p.AddrsFactory(announcing(c.announce)))
 	}
 	switch c.reachability {
 	case network.ReachabilityPublic:
@@ -271,6 +287,15 @@ func listen(h lphost.Host, c *config) error {
 		log.Warnw("skipping a default listen address", "err", err)
 	}
 	return nil
+}
+
+// announcing returns an address factory that adds extra to the host's own
+// addresses, once each.
+func announcing(extra []ma.Multiaddr) func([]ma.Multiaddr) []ma.Multiaddr {
+	return func(addrs []ma.Multiaddr) []ma.Multiaddr {
+		out := append(slices.Clone(addrs), extra...)
+		return ma.Unique(out)
+	}
 }
 
 // relaySource offers AutoRelay the host's connected peers as relay

@@ -20,6 +20,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/p2pd/p2pd/version"
 	"github.com/prometheus/client_golang/prometheus"
@@ -105,6 +106,14 @@ func TestOptionErrors(t *testing.T) {
 		{"nat traversal without relay", []Option{NATTraversal(true), Relay(false)},
 			"NAT traversal needs the relay transport, which is disabled"},
 		{"relay twice", []Option{Relay(true), Relay(false)}, "relay given more than once"},
+		{"hole punching twice", []Option{HolePunching(true), HolePunching(false)}, "hole punching given more than once"},
+		{"nil hole punch tracer", []Option{HolePunchTracer(nil)}, "hole punch tracer: nil tracer"},
+		{"tracer without hole punching", []Option{HolePunching(false), HolePunchTracer(nopTracer{})},
+			"hole punch tracer given with hole punching disabled"},
+		{"NAT service twice", []Option{NATService(true), NATService(true)}, "NAT service given more than once"},
+		{"empty announce address", []Option{AnnounceAddrs(ma.Multiaddr{})}, "announce address: empty multiaddr"},
+		{"announce address with peer ID", []Option{AnnounceAddrs(ma.StringCast("/ip4/1.2.3.4/tcp/4001/p2p/12D3KooWAEYtYAwFkN95p97zyuV2QZWDUnuY2fcbvMDtX7C9bUqF"))},
+			"announce address /ip4/1.2.3.4/tcp/4001/p2p/12D3KooWAEYtYAwFkN95p97zyuV2QZWDUnuY2fcbvMDtX7C9bUqF: not a TCP (/ip4/ADDR/tcp/PORT) or QUIC (/ip4/ADDR/udp/PORT/quic-v1) address"},
 		{"bad reachability", []Option{ForceReachability(network.Reachability(7))}, "reachability: unknown value 7"},
 		{"too few streams", []Option{MaxStreamsPerPeer(10)}, "max streams per peer: 10 is outside 256-1048576"},
 	}
@@ -348,6 +357,27 @@ func TestNATTraversalBuilds(t *testing.T) {
 	h := newHost(t, ListenAddrs(loopTCP), NATTraversal(true), ForceReachability(network.ReachabilityPrivate))
 	if len(h.Addrs()) == 0 {
 		t.Fatal("host has no addresses")
+	}
+}
+
+// nopTracer is a hole punch tracer that ignores everything.
+type nopTracer struct{}
+
+func (nopTracer) Trace(*holepunch.Event) {}
+
+// TestAnnounceAndNATService shows announced addresses joining the host's
+// own, once each, and that the AutoNAT service and a tracer build.
+func TestAnnounceAndNATService(t *testing.T) {
+	pub := ma.StringCast("/ip4/1.2.3.4/tcp/4001")
+	h := newHost(t, ListenAddrs(loopTCP), AnnounceAddrs(pub, pub), NATService(true), HolePunchTracer(nopTracer{}))
+	n := 0
+	for _, a := range h.Addrs() {
+		if a.Equal(pub) {
+			n++
+		}
+	}
+	if n != 1 || len(h.Addrs()) < 2 {
+		t.Fatalf("addresses %v: want the loopback one and %s once", h.Addrs(), pub)
 	}
 }
 

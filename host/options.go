@@ -9,6 +9,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/connmgr"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/p2pd/p2pd/version"
 	"github.com/prometheus/client_golang/prometheus"
@@ -70,6 +71,10 @@ type config struct {
 	connGrace    time.Duration
 	trusted      []netip.Prefix
 	natTraversal bool
+	holePunching bool
+	punchTracer  holepunch.EventTracer
+	natService   bool
+	announce     []ma.Multiaddr
 	relay        bool
 	reachability network.Reachability
 	maxStreams   int
@@ -85,6 +90,7 @@ func defaultConfig() config {
 		connHigh:     DefaultConnHigh,
 		connGrace:    DefaultConnGrace,
 		relay:        true,
+		holePunching: true,
 		reachability: network.ReachabilityUnknown,
 		maxStreams:   DefaultMaxStreamsPerPeer,
 	}
@@ -284,25 +290,91 @@ func TrustedNetworks(prefixes ...netip.Prefix) Option {
 }
 
 // NATTraversal turns on, together, the features that help peers behind NATs
-// reach each other (default off):
+// find a way in without configured relays (default off):
 //
 //   - NAT port mapping (UPnP / NAT-PMP): needs a router that offers it.
 //   - AutoRelay: when AutoNAT finds the host unreachable (it only tests
 //     public addresses), it reserves slots on relays among the connected
 //     peers that run the relay v2 service, and announces /p2p-circuit
 //     addresses through them. Circuits are only built from the relays'
-//     public addresses.
-//   - Hole punching (DCUtR): upgrades a relayed connection to a direct one.
-//     It starts only once the host has a public address.
+//     public addresses. It waits for one candidate, not go-libp2p's four,
+//     and without its three-minute boot delay.
 //
-// None of it does anything useful on loopback or private testbeds. It
-// requires the relay transport (Relay(false) contradicts it).
+// Hole punching is HolePunching's, on by default. None of it does anything
+// useful on loopback or private testbeds. It requires the relay transport
+// (Relay(false) contradicts it). The daemon keeps reservations on
+// configured relays itself (package nat) and does not use it.
 func NATTraversal(enable bool) Option {
 	return func(c *config) error {
 		if err := c.once("NAT traversal"); err != nil {
 			return err
 		}
 		c.natTraversal = enable
+		return nil
+	}
+}
+
+// HolePunching enables (the default) or disables DCUtR, which turns a
+// relayed connection into a direct one by having both peers dial each other
+// at once. Both peers need it. It starts on a host only once a public peer
+// has observed one of its public addresses (identify); go-libp2p polls for
+// that at 0, 0.25, 0.75, 1.75, 3.75, 7.75 s and then every 5 s. TCP punching
+// needs SO_REUSEPORT (it is off with LIBP2P_TCP_REUSEPORT=false).
+func HolePunching(enable bool) Option {
+	return func(c *config) error {
+		if err := c.once("hole punching"); err != nil {
+			return err
+		}
+		c.holePunching = enable
+		return nil
+	}
+}
+
+// HolePunchTracer has t told of every hole punching step (attempts,
+// results, direct dials); see nat.PunchTracker. It needs HolePunching.
+func HolePunchTracer(t holepunch.EventTracer) Option {
+	return func(c *config) error {
+		if t == nil {
+			return errors.New("hole punch tracer: nil tracer")
+		}
+		if err := c.once("hole punch tracer"); err != nil {
+			return err
+		}
+		c.punchTracer = t
+		return nil
+	}
+}
+
+// NATService runs the AutoNAT service (default off): peers ask this host
+// to dial them back, and so learn whether they are reachable. Only useful
+// on a host with a public address (AutoNAT clients ignore others); relays
+// run it.
+func NATService(enable bool) Option {
+	return func(c *config) error {
+		if err := c.once("NAT service"); err != nil {
+			return err
+		}
+		c.natService = enable
+		return nil
+	}
+}
+
+// AnnounceAddrs adds addresses the host announces (identify, the DHT,
+// circuit addresses built by peers it relays for) besides the ones it
+// finds itself: a public address that is not on any interface, such as
+// that of a cloud VM behind a 1:1 NAT. Each must be a TCP or QUIC address
+// without /p2p.
+func AnnounceAddrs(addrs ...ma.Multiaddr) Option {
+	return func(c *config) error {
+		for _, a := range addrs {
+			if len(a) == 0 {
+				return errors.New("announce address: empty multiaddr")
+			}
+			if transportOf(a) == "" {
+				return fmt.Errorf("announce address %s: not a TCP (/ip4/ADDR/tcp/PORT) or QUIC (/ip4/ADDR/udp/PORT/quic-v1) address", a)
+			}
+		}
+		c.announce = append(c.announce, addrs...)
 		return nil
 	}
 }
@@ -364,6 +436,9 @@ func (c *config) validate() error {
 	}
 	if c.natTraversal && !c.relay {
 		return errors.New("NAT traversal needs the relay transport, which is disabled")
+	}
+	if c.punchTracer != nil && !c.holePunching {
+		return errors.New("hole punch tracer given with hole punching disabled")
 	}
 	if c.listenSet {
 		for _, a := range c.listenAddrs {

@@ -39,6 +39,23 @@ type Config struct {
 	// UDPIdleTimeout closes a UDP flow that saw no datagram either way for
 	// this long, e.g. "2m"; empty means udpflow.DefaultIdleTimeout.
 	UDPIdleTimeout string `json:"udp_idle_timeout,omitempty"`
+
+	// Relays are relay multiaddrs (each ending in /p2p/ID) the node keeps
+	// a reservation on.
+	Relays []string `json:"relays,omitempty"`
+	// Reachability is auto (AutoNAT decides), public or private.
+	Reachability string `json:"reachability,omitempty"`
+	// RelayService makes the node a relay for others; the Relay* fields
+	// below are its limits (absent: the defaults).
+	RelayService         bool     `json:"relay_service,omitempty"`
+	RelayMaxReservations *int     `json:"relay_max_reservations,omitempty"`
+	RelayMaxCircuits     *int     `json:"relay_max_circuits,omitempty"`
+	RelayLimitDuration   string   `json:"relay_limit_duration,omitempty"` // "0s": no limit
+	RelayLimitData       *int64   `json:"relay_limit_data,omitempty"`     // 0: no limit
+	RelayAllowPeers      []string `json:"relay_allow_peers,omitempty"`
+	// Announce are extra addresses to announce (a public address not on
+	// an interface).
+	Announce []string `json:"announce,omitempty"`
 }
 
 // DefaultListen are the listen addresses of a daemon started with no

@@ -88,6 +88,7 @@ type daemonFlags struct {
 	dialTimeout time.Duration
 	maxProcs    int
 	udpIdle     time.Duration
+	nat         natFlags
 }
 
 func (f *daemonFlags) register(fs *flag.FlagSet) {
@@ -104,6 +105,7 @@ func (f *daemonFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.mdns, "mdns", true, "discover peers on the LAN with mDNS")
 	fs.DurationVar(&f.dialTimeout, "dial-timeout", 30*time.Second, "how long a forward tries to reach its peer")
 	fs.DurationVar(&f.udpIdle, "udp-idle-timeout", udpflow.DefaultIdleTimeout, "close a UDP flow after this long without a datagram either way")
+	f.nat.register(fs)
 	fs.IntVar(&f.maxProcs, "max-procs", 0, "run on at most `N` cores at once (0: half the cores, at least 1, unless $GOMAXPROCS says otherwise)")
 }
 
@@ -139,6 +141,7 @@ func (f *daemonFlags) merge(fs *flag.FlagSet, cfg *repo.Config) {
 			cfg.UDPIdleTimeout = f.udpIdle.String()
 		}
 	})
+	f.nat.merge(fs, cfg)
 }
 
 // options turns settings into daemon options. set reports whether a field
@@ -220,7 +223,11 @@ func daemonOptions(cfg repo.Config, fromFlag func(string) bool, cfgFile string) 
 	if cfg.MaxProcs < 0 {
 		return nil, usagef("invalid %s value %d: want a number of cores, or 0 for half of them", src("max-procs"), cfg.MaxProcs)
 	}
-	return opts, nil
+	nopts, err := natOptions(cfg, src)
+	if err != nil {
+		return nil, err
+	}
+	return append(opts, nopts...), nil
 }
 
 // maxProcs is how many cores the daemon runs Go code on at once: set (from

@@ -63,7 +63,7 @@ type command struct {
 
 func commands() []*command {
 	return []*command{
-		initCmd, daemonCmd, idCmd, peersCmd, connectCmd, findCmd,
+		initCmd, daemonCmd, idCmd, statusCmd, peersCmd, connectCmd, findCmd,
 		listenCmd, forwardCmd, lsCmd, closeCmd, streamsCmd, eventsCmd,
 		chatCmd, versionCmd,
 	}

@@ -46,7 +46,8 @@ var peersCmd = &command{
 	args:  "[--json]",
 	short: "list connected peers",
 	help: `OUTPUT
-  One line per peer: ID ADDRESS DIRECTION LATENCY
+  One line per peer: ID ADDRESS DIRECTION LATENCY CONNECTION TRANSPORT, where CONNECTION
+  is direct or relayed (the best connection to the peer is shown)
 
 EXAMPLES
   p2pd peers
@@ -63,7 +64,7 @@ EXAMPLES
 		}
 		return k.show(peers, func(w io.Writer) {
 			for _, p := range peers {
-				fmt.Fprintf(w, "%s %s %s %.1fms\n", p.ID, p.Address, p.Direction, p.LatencyMS)
+				fmt.Fprintf(w, "%s %s %s %.1fms %s %s\n", p.ID, p.Address, p.Direction, p.LatencyMS, p.Connection, p.Transport)
 			}
 		})
 	},
