@@ -33,7 +33,7 @@ func TestNATFlagErrors(t *testing.T) {
 		{"negative limit data", []string{"--relay-service", "--relay-limit-data", "-1"},
 			`invalid --relay-limit-data value -1: want a number of bytes, or 0 for no limit`},
 		{"bad allowed peer", []string{"--relay-service", "--relay-allow-peer", "bob"},
-			`invalid --relay-allow-peer value "bob": not a peer ID (failed to parse peer ID: invalid cid: invalid cid: expected 1 as the cid version number, got: 112)`},
+			`invalid --relay-allow-peer: not a peer ID: "bob" (peer IDs look like 12D3KooW... or Qm...)`},
 		{"limit without relay service", []string{"--relay-limit-data", "0"},
 			`--relay-limit-data needs --relay-service`},
 		{"allowed peer without relay service", []string{"--relay-allow-peer", relayPeer},
