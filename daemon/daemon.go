@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	logging "github.com/ipfs/go-log/v2"
@@ -54,6 +55,8 @@ type Daemon struct {
 	metrics   *prometheus.Registry
 	apiLn     net.Listener
 	apiAddr   string
+	apiConns  *apiConns   // the API listener as served: caps connections
+	apiSock   os.FileInfo // the unix API socket as created, to remove only it
 	server    *http.Server
 	token     *tokenWatch
 
@@ -75,11 +78,9 @@ func New(r *repo.Repo, opts ...Option) (*Daemon, error) {
 	if r == nil {
 		return nil, errors.New("daemon needs a repo")
 	}
-	cfg := defaultConfig()
-	for _, o := range opts {
-		if err := o(&cfg); err != nil {
-			return nil, err
-		}
+	cfg, err := buildConfig(opts)
+	if err != nil {
+		return nil, err
 	}
 	return &Daemon{cfg: cfg, repo: r}, nil
 }
@@ -270,7 +271,7 @@ func (d *Daemon) close() error {
 			errs = append(errs, err)
 		}
 		if path, err := ma.StringCast(d.apiAddr).ValueForProtocol(ma.P_UNIX); err == nil {
-			os.Remove(path)
+			removeOwnSocket(path, d.apiSock)
 		}
 	}
 	if d.listeners != nil {
@@ -314,6 +315,10 @@ func (d *Daemon) listenAPI() error {
 		if err != nil {
 			return err
 		}
+		if d.apiSock, err = os.Lstat(path); err != nil {
+			ln.Close()
+			return fmt.Errorf("listening for the API on /unix%s: %w", path, err)
+		}
 		d.apiLn = ln
 		d.apiAddr = addr.String()
 		return nil
@@ -322,33 +327,92 @@ func (d *Daemon) listenAPI() error {
 	if err != nil {
 		return fmt.Errorf("listening for the API on %s: %w (is another daemon running? pick another with --api, port 0 for any)", addr, err)
 	}
+	if !apiAddrIsLocal(addr) {
+		log.Warnw("the control API listens on a non-loopback address (--api-allow-remote): other hosts can reach it and its bearer token crosses the network in clear; put it behind a TLS tunnel or firewall", "api", ln.Multiaddr())
+	}
 	d.apiLn = manet.NetListener(ln)
 	d.apiAddr = ln.Multiaddr().String()
 	return nil
 }
 
-// listenUnix listens on a unix socket with mode 0600, replacing a stale
-// socket file that nobody answers on.
-func listenUnix(path string) (net.Listener, error) {
-	if _, err := os.Stat(path); err == nil {
-		if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
-			c.Close()
-			return nil, fmt.Errorf("listening for the API on /unix%s: a daemon already answers there", path)
-		}
-		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("removing stale API socket %s: %w", path, err)
-		}
+// listenUnix listens on a unix socket with mode 0600. A file already at
+// path is replaced only when it is a stale socket (nothing answers on it);
+// anything else is refused, never deleted.
+func listenUnix(path string) (*net.UnixListener, error) {
+	if err := removeStaleSocket(path); err != nil {
+		return nil, err
 	}
 	lc := net.ListenConfig{Control: ownerOnly}
 	ln, err := lc.Listen(context.Background(), "unix", path)
 	if err != nil {
 		return nil, fmt.Errorf("listening for the API on /unix%s: %w", path, err)
 	}
+	ul := ln.(*net.UnixListener)
+	// Close must not unlink whatever is at path by then: unixSocketGone
+	// removes the socket only if it is still ours.
+	ul.SetUnlinkOnClose(false)
 	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
+		ul.Close()
+		os.Remove(path)
 		return nil, fmt.Errorf("securing API socket %s: %w", path, err)
 	}
-	return ln, nil
+	return ul, nil
+}
+
+// removeStaleSocket removes path if it is a unix socket nobody answers on.
+// A missing path is fine; a live socket, a file of another kind or one that
+// cannot be probed is an error naming the path.
+func removeStaleSocket(path string) error {
+	st, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("listening for the API on /unix%s: %w", path, err)
+	}
+	if st.Mode().Type() != os.ModeSocket {
+		return fmt.Errorf("listening for the API on /unix%s: the path exists and is not a socket (%s): refusing to replace it; remove it yourself or pick another path", path, fileKind(st.Mode()))
+	}
+	c, err := net.DialTimeout("unix", path, 200*time.Millisecond)
+	if err == nil {
+		c.Close()
+		return fmt.Errorf("listening for the API on /unix%s: a daemon already answers there", path)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("listening for the API on /unix%s: cannot tell whether the socket there is stale: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("removing stale API socket %s: %w", path, err)
+	}
+	log.Infow("removed a stale API socket", "path", path)
+	return nil
+}
+
+// fileKind names a file mode's type for error messages.
+func fileKind(m os.FileMode) string {
+	switch {
+	case m.IsRegular():
+		return "a regular file"
+	case m.IsDir():
+		return "a directory"
+	case m&os.ModeSymlink != 0:
+		return "a symbolic link"
+	case m&os.ModeNamedPipe != 0:
+		return "a named pipe"
+	}
+	return "mode " + m.String()
+}
+
+// removeOwnSocket removes the API socket at shutdown if the file at path is
+// still the one this daemon created.
+func removeOwnSocket(path string, own os.FileInfo) {
+	st, err := os.Lstat(path)
+	if err != nil || own == nil || !os.SameFile(st, own) {
+		return
+	}
+	if err := os.Remove(path); err != nil {
+		log.Warnw("removing the API socket", "path", path, "err", err)
+	}
 }
 
 // watchConnections publishes peer connected/disconnected events. It follows

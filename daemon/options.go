@@ -9,6 +9,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/p2pd/p2pd/udpflow"
 )
@@ -33,6 +34,8 @@ type config struct {
 	shutdownTimeout time.Duration
 	udpIdleTimeout  time.Duration
 	nat             natConfig
+	maxAPIConns     int // 0: maxAPIConns
+	apiAllowRemote  bool
 }
 
 func defaultConfig() config {
@@ -47,6 +50,20 @@ func defaultConfig() config {
 		shutdownTimeout: 5 * time.Second,
 		udpIdleTimeout:  udpflow.DefaultIdleTimeout,
 	}
+}
+
+// buildConfig applies opts over the defaults and checks the combination.
+func buildConfig(opts []Option) (config, error) {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		if err := o(&cfg); err != nil {
+			return config{}, err
+		}
+	}
+	if err := checkAPIRemote(&cfg); err != nil {
+		return config{}, err
+	}
+	return cfg, nil
 }
 
 // ListenAddrs sets the libp2p listen addresses.
@@ -120,6 +137,16 @@ func APIAddr(addr ma.Multiaddr) Option {
 	}
 }
 
+// APIAllowRemote lets the control API listen on an address other hosts can
+// reach. Its bearer token then crosses the network in clear, so without
+// this option New refuses such an address, and with it Start logs a warning.
+func APIAllowRemote(allow bool) Option {
+	return func(c *config) error {
+		c.apiAllowRemote = allow
+		return nil
+	}
+}
+
 // MDNS turns LAN discovery on or off.
 func MDNS(on bool) Option {
 	return func(c *config) error {
@@ -145,6 +172,23 @@ func Output(w io.Writer) Option {
 		c.out = w
 		return nil
 	}
+}
+
+// apiAddrIsLocal reports whether only this host can reach addr: a unix
+// socket or a loopback IP.
+func apiAddrIsLocal(addr ma.Multiaddr) bool {
+	if _, err := addr.ValueForProtocol(ma.P_UNIX); err == nil {
+		return true
+	}
+	return manet.IsIPLoopback(addr)
+}
+
+// checkAPIRemote refuses a non-local API address unless allowed.
+func checkAPIRemote(c *config) error {
+	if c.apiAllowRemote || apiAddrIsLocal(c.apiAddr) {
+		return nil
+	}
+	return fmt.Errorf("API address %s is not a loopback address: other hosts could reach the API and its bearer token would cross the network in clear; use 127.0.0.1, ::1 or /unix/PATH, or pass --api-allow-remote to accept the risk", c.apiAddr)
 }
 
 func checkAPIAddr(addr ma.Multiaddr) error {

@@ -1,16 +1,19 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -88,15 +91,87 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	}
 }
 
-// decodeBody decodes a JSON request body into v, refusing unknown fields.
+// decodeBody decodes a JSON request body into v. It is strict: the body
+// must be one JSON object (or null) of valid UTF-8 with nothing after it
+// but white space, and every field must be known. A client gets
+// apiBodyTimeout to send the body.
 func decodeBody(r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
+	rc := http.NewResponseController(nil)
+	if w, ok := r.Context().Value(responseKey{}).(http.ResponseWriter); ok {
+		rc = http.NewResponseController(w)
+	}
+	_ = rc.SetReadDeadline(time.Now().Add(apiBodyTimeout))
+	b, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, apiMaxBodyBytes))
+	// Clear the deadline at once: once the body is read net/http watches
+	// the connection for the client leaving, and a deadline firing there
+	// would end a foreground request.
+	_ = rc.SetReadDeadline(time.Time{})
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return badRequest("invalid request body: larger than %d bytes", apiMaxBodyBytes)
+		}
+		return badRequest("invalid request body: reading it: %v", err)
+	}
+	return decodeJSON(b, v)
+}
+
+// decodeJSON is decodeBody's parser (a fuzz target of its own).
+func decodeJSON(b []byte, v any) error {
+	if len(bytes.TrimSpace(b)) == 0 {
+		return badRequest("invalid request body: empty, want a JSON object")
+	}
+	if !utf8.Valid(b) {
+		return badRequest("invalid request body: not valid UTF-8 (first bad byte at offset %d)", firstInvalidUTF8(b))
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return badRequest("invalid request body: field %q must be %s, got a JSON %s", te.Field, jsonKind(te.Type.Kind().String()), te.Value)
+		}
 		return badRequest("invalid request body: %v", err)
+	}
+	if off := dec.InputOffset(); len(bytes.TrimSpace(b[off:])) != 0 {
+		return badRequest("invalid request body: unexpected data after the JSON object at offset %d: send exactly one object", off)
 	}
 	return nil
 }
+
+// firstInvalidUTF8 is the offset of b's first byte that is not part of a
+// valid UTF-8 sequence.
+func firstInvalidUTF8(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return i
+		}
+		i += n
+	}
+	return len(b)
+}
+
+// jsonKind names a Go kind the way a JSON user would.
+func jsonKind(k string) string {
+	switch k {
+	case "string":
+		return "a string"
+	case "bool":
+		return "true or false"
+	case "slice", "array":
+		return "a list"
+	case "struct", "map":
+		return "an object"
+	case "int", "int64", "uint64", "int32", "uint32", "float64":
+		return "a number"
+	}
+	return "a " + k
+}
+
+// responseKey is the context key under which serveAPI stores the request's
+// ResponseWriter, so decodeBody can set read deadlines.
+type responseKey struct{}
 
 // serveAPI starts the HTTP server on the bound API listener.
 func (d *Daemon) serveAPI() {
@@ -104,6 +179,12 @@ func (d *Daemon) serveAPI() {
 	for _, rt := range d.routes() {
 		h := rt.handler
 		mux.HandleFunc(rt.method+" "+rt.path, func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodGet && r.ContentLength != 0 {
+				w.Header().Set("Connection", "close")
+				serveError(w, r, badRequest("%s %s takes no request body", r.Method, r.URL.Path))
+				return
+			}
+			r = r.WithContext(context.WithValue(r.Context(), responseKey{}, w))
 			if err := h(w, r); err != nil {
 				serveError(w, r, err)
 			}
@@ -119,16 +200,27 @@ func (d *Daemon) serveAPI() {
 		serveError(w, r, withStatus(http.StatusNotFound, api.CodeNotFound,
 			fmt.Errorf("no such API route: %s %s", r.Method, r.URL.Path)))
 	})
+	// No ReadTimeout or WriteTimeout: they would end event streams and
+	// foreground requests; decodeBody bounds the body instead, and apiConns
+	// keeps unauthenticated connections from holding the API.
 	d.server = &http.Server{
 		Handler:           d.guard(mux),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: apiHeaderTimeout,
+		IdleTimeout:       apiIdleTimeout,
+		MaxHeaderBytes:    apiMaxHeaderBytes,
 		BaseContext:       func(net.Listener) context.Context { return d.ctx },
+		ConnContext:       connContext,
 		ErrorLog:          nil,
 	}
+	max := d.cfg.maxAPIConns
+	if max <= 0 {
+		max = maxAPIConns
+	}
+	d.apiConns = newAPIConns(d.apiLn, max)
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		if err := d.server.Serve(d.apiLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := d.server.Serve(d.apiConns); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Errorw("api server stopped", "err", err)
 		}
 	}()
@@ -139,6 +231,9 @@ func (d *Daemon) serveAPI() {
 // carry an Origin header, or (DNS rebinding) a Host that is not ours.
 func (d *Daemon) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// A refused client's connection is closed after the answer: its
+		// body is never read.
+		w.Header().Set("Connection", "close")
 		if r.Header.Get("Origin") != "" {
 			serveError(w, r, withStatus(http.StatusForbidden, api.CodeForbidden,
 				errors.New("requests from web pages are refused (Origin header present)")))
@@ -160,6 +255,8 @@ func (d *Daemon) guard(next http.Handler) http.Handler {
 			serveError(w, r, withStatus(http.StatusUnauthorized, api.CodeUnauthorized, errors.New(msg)))
 			return
 		}
+		w.Header().Del("Connection")
+		proveConn(r)
 		next.ServeHTTP(w, r)
 	})
 }

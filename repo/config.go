@@ -26,6 +26,8 @@ type Config struct {
 	Allow []string `json:"allow"`
 	// API is the control API multiaddr.
 	API string `json:"api"`
+	// APIAllowRemote lets API be a non-loopback address.
+	APIAllowRemote bool `json:"api_allow_remote,omitempty"`
 	// MDNS turns LAN discovery on.
 	MDNS bool `json:"mdns"`
 	// TrustedNetworks are CIDRs whose peers are exempt from the per-IP

@@ -84,6 +84,7 @@ type daemonFlags struct {
 	deny, allow listFlag
 	trusted     listFlag
 	api         string
+	apiRemote   bool
 	mdns        bool
 	dialTimeout time.Duration
 	maxProcs    int
@@ -102,6 +103,7 @@ func (f *daemonFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.allow, "allow", "only dial or accept addresses in `CIDR` (repeatable)")
 	fs.Var(&f.trusted, "trusted-network", "exempt peers in `CIDR` from per-IP connection limits (repeatable; for many nodes behind one address)")
 	fs.StringVar(&f.api, "api", "/ip4/127.0.0.1/tcp/5055", "control API `MULTIADDR` (port 0 picks one; /unix/PATH for a socket)")
+	fs.BoolVar(&f.apiRemote, "api-allow-remote", false, "let --api be a non-loopback address (the API token then crosses the network in clear)")
 	fs.BoolVar(&f.mdns, "mdns", true, "discover peers on the LAN with mDNS")
 	fs.DurationVar(&f.dialTimeout, "dial-timeout", 30*time.Second, "how long a forward tries to reach its peer")
 	fs.DurationVar(&f.udpIdle, "udp-idle-timeout", udpflow.DefaultIdleTimeout, "close a UDP flow after this long without a datagram either way")
@@ -131,6 +133,8 @@ func (f *daemonFlags) merge(fs *flag.FlagSet, cfg *repo.Config) {
 			cfg.TrustedNetworks = f.trusted
 		case "api":
 			cfg.API = f.api
+		case "api-allow-remote":
+			cfg.APIAllowRemote = f.apiRemote
 		case "mdns":
 			cfg.MDNS = f.mdns
 		case "dial-timeout":
@@ -205,7 +209,7 @@ func daemonOptions(cfg repo.Config, fromFlag func(string) bool, cfgFile string) 
 	if err != nil {
 		return nil, err
 	}
-	opts = append(opts, daemon.APIAddr(apiAddr), daemon.MDNS(cfg.MDNS))
+	opts = append(opts, daemon.APIAddr(apiAddr), daemon.APIAllowRemote(cfg.APIAllowRemote), daemon.MDNS(cfg.MDNS))
 	if cfg.DialTimeout != "" {
 		d, err := time.ParseDuration(cfg.DialTimeout)
 		if err != nil || d <= 0 {
