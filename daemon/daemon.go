@@ -197,6 +197,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	d.listeners = listeners.NewRegistry(d.host, d.streams,
 		listeners.WithPeerFinder(d.disc),
 		listeners.WithDialTimeout(d.cfg.dialTimeout),
+		listeners.WithDirectPaths(d.nat.punches),
 		listeners.WithUDPIdleTimeout(d.cfg.udpIdleTimeout),
 		listeners.WithOnChange(d.saveTunnels),
 		listeners.WithOnAdd(d.listenerAdded),

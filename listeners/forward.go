@@ -244,11 +244,7 @@ func (r *Registry) openStream(ctx context.Context, e *entry) (network.Stream, er
 	if err := r.connect(ctx, e.peer, e.addrs); err != nil {
 		return nil, err
 	}
-	s, err := r.h.NewStream(ctx, e.peer, e.wire)
-	if err != nil {
-		return nil, r.explainTransport(e, fmt.Errorf("opening stream: %w", err))
-	}
-	return s, nil
+	return r.newStream(ctx, e) // direct.go
 }
 
 // connect makes sure the host is connected to id. The addresses given with

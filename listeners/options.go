@@ -30,6 +30,7 @@ type config struct {
 	onChange    func()
 	onAdd       func(Info)
 	onRemove    func(Info)
+	direct      DirectPaths // nil: forwards wait their whole dial timeout
 	// udpIdleTimeout is the flows' idle timeout; 0 means udpflow's default.
 	udpIdleTimeout time.Duration
 }

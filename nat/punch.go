@@ -170,14 +170,25 @@ func (t *PunchTracker) NoDirectPath(p peer.ID) (reason error, retry bool) {
 	return t.reason(s), false
 }
 
+// Reason is NoDirectPath's reason, without handing out a retry.
+func (t *PunchTracker) Reason(p peer.ID) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.peers[p]
+	if s == nil || s.failedAt.IsZero() {
+		return nil
+	}
+	return t.reason(s)
+}
+
 func (t *PunchTracker) reason(s *punchState) error {
-	if s.lastErr == "" {
-		return fmt.Errorf("%w (no attempt succeeded)", ErrPunchFailed)
-	}
-	if s.failures >= PunchAttempts {
+	switch {
+	case s.failures >= PunchAttempts:
 		return fmt.Errorf("%w %d times (last: %s)", ErrPunchFailed, s.failures, s.lastErr)
+	case s.lastErr != "":
+		return fmt.Errorf("%w: %s", ErrPunchFailed, s.lastErr)
 	}
-	return fmt.Errorf("%w (%s)", ErrPunchFailed, s.lastErr)
+	return fmt.Errorf("%w: no attempt succeeded", ErrPunchFailed)
 }
 
 // Ended returns a channel closed when the current hole punch with p ends
