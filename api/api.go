@@ -32,6 +32,10 @@ const (
 	RouteDebugPprof = Prefix + "/debug/pprof"
 )
 
+// RouteRetry (POST) retries the failed listeners now, then answers with the
+// listener list like RouteListeners.
+const RouteRetry = Prefix + "/listeners/retry"
+
 // Files a daemon keeps in its repo that clients read to find and
 // authenticate to it.
 const (
@@ -125,17 +129,36 @@ const (
 // Listener is one entry of the listener registry (GET RouteListeners
 // returns forwards first, then listens).
 type Listener struct {
-	Kind          string   `json:"kind"`
-	Protocol      string   `json:"protocol"`
-	ListenAddress string   `json:"listen_address"`
-	TargetAddress string   `json:"target_address"`
-	AllowPeers    []string `json:"allow_peers,omitempty"`
-	ReportPeerID  bool     `json:"report_peer_id,omitempty"`
-	Foreground    bool     `json:"foreground,omitempty"`
-	// LastError is why the most recent dial of this entry failed, if any.
+	Kind          string `json:"kind"`
+	Protocol      string `json:"protocol"`
+	ListenAddress string `json:"listen_address"`
+	TargetAddress string `json:"target_address"`
+	// State is StateActive, or StateFailed for a persisted entry that could
+	// not be restored (LastError says why); a failed entry is retried while
+	// the daemon runs and can be closed like any other.
+	State string `json:"state"`
+	// AllowedPeers (listen only) are the only peers allowed to open the
+	// protocol; [] when every peer may.
+	AllowedPeers []string `json:"allowed_peers"`
+	// AllowPeers is AllowedPeers under its first name, kept for clients
+	// written before it; absent when empty.
+	AllowPeers   []string `json:"allow_peers,omitempty"`
+	ReportPeerID bool     `json:"report_peer_id,omitempty"`
+	Foreground   bool     `json:"foreground,omitempty"`
+	// LastError is why the most recent dial of this entry failed, or, for
+	// a failed entry, why it could not be restored.
 	LastError   string     `json:"last_error,omitempty"`
 	LastErrorAt *time.Time `json:"last_error_at,omitempty"`
 }
+
+// Listener states.
+const (
+	// StateActive is an entry that serves.
+	StateActive = "active"
+	// StateFailed is a persisted entry that could not be restored when the
+	// daemon started (its port is taken, say). It stays in tunnels.json.
+	StateFailed = "failed"
+)
 
 // CloseRequest selects listeners to close; set fields AND together
 // (POST RouteClose).

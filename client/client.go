@@ -70,6 +70,9 @@ type Client interface {
 	Listeners(ctx context.Context) ([]api.Listener, error)
 	// Close closes the listeners req matches and says how many it closed.
 	Close(ctx context.Context, req api.CloseRequest) (int, error)
+	// RetryListeners retries the failed listeners (persisted entries that
+	// could not be restored) now, then lists listeners like Listeners.
+	RetryListeners(ctx context.Context) ([]api.Listener, error)
 	// Streams lists the open bridged streams.
 	Streams(ctx context.Context) ([]api.Stream, error)
 	// CloseStreams resets one stream or all of them and says how many.
@@ -339,6 +342,14 @@ func (c *defaultClient) Forward(ctx context.Context, req api.ForwardRequest) (*a
 func (c *defaultClient) Listeners(ctx context.Context) ([]api.Listener, error) {
 	out := []api.Listener{}
 	if err := c.do(ctx, 0, http.MethodGet, api.RouteListeners, nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *defaultClient) RetryListeners(ctx context.Context) ([]api.Listener, error) {
+	out := []api.Listener{}
+	if err := c.do(ctx, 0, http.MethodPost, api.RouteRetry, struct{}{}, &out); err != nil {
 		return nil, err
 	}
 	return out, nil

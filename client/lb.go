@@ -264,6 +264,10 @@ func (lb *lbClient) Listeners(ctx context.Context) ([]api.Listener, error) {
 	return lbCall(ctx, lb, false, func(_ int, c *defaultClient) ([]api.Listener, error) { return c.Listeners(ctx) })
 }
 
+func (lb *lbClient) RetryListeners(ctx context.Context) ([]api.Listener, error) {
+	return lbCall(ctx, lb, true, func(_ int, c *defaultClient) ([]api.Listener, error) { return c.RetryListeners(ctx) })
+}
+
 func (lb *lbClient) Close(ctx context.Context, req api.CloseRequest) (int, error) {
 	return lbCall(ctx, lb, true, func(_ int, c *defaultClient) (int, error) { return c.Close(ctx, req) })
 }

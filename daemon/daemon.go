@@ -199,12 +199,20 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		listeners.WithDialTimeout(d.cfg.dialTimeout),
 		listeners.WithDirectPaths(d.nat.punches),
 		listeners.WithUDPIdleTimeout(d.cfg.udpIdleTimeout),
-		listeners.WithOnChange(d.saveTunnels),
+		listeners.WithOnChange(d.tunnelsChanged),
 		listeners.WithOnAdd(d.listenerAdded),
 		listeners.WithOnRemove(d.listenerRemoved),
 	)
-	d.tunnels.init(d.repo)
+	d.tunnels.repo = d.repo
+	d.tunnels.persist = newPersister(d.writeTunnels)
+	// Restore before the writer starts: a crash half-way must never leave a
+	// shortened tunnels.json.
 	d.restoreTunnels(ctx)
+	d.tunnels.persist.start()
+	if err := d.saveTunnels(); err != nil {
+		log.Errorw("saving tunnels after restoring them", "err", err)
+	}
+	d.retryLoop()
 
 	for _, ns := range d.cfg.rendezvous {
 		if err := d.disc.Join(ns); err != nil {
@@ -274,6 +282,9 @@ func (d *Daemon) close() error {
 		if path, err := ma.StringCast(d.apiAddr).ValueForProtocol(ma.P_UNIX); err == nil {
 			removeOwnSocket(path, d.apiSock)
 		}
+	}
+	if d.tunnels.persist != nil {
+		d.tunnels.persist.stop() // after writing what the last changes asked for
 	}
 	if d.listeners != nil {
 		d.tunnels.freeze() // shutdown removes entries; keep tunnels.json as it was
@@ -515,6 +526,7 @@ func (d *Daemon) streamClosed(info streams.Info, err error) {
 }
 
 func (d *Daemon) listenerAdded(info listeners.Info) {
+	d.tunnels.supersede(info)
 	l := listenerJSON(info)
 	d.events.Publish(api.Event{Type: api.EventListenerAdded, Listener: &l})
 }
@@ -522,5 +534,4 @@ func (d *Daemon) listenerAdded(info listeners.Info) {
 func (d *Daemon) listenerRemoved(info listeners.Info) {
 	l := listenerJSON(info)
 	d.events.Publish(api.Event{Type: api.EventListenerRemoved, Listener: &l})
-	d.foregroundEnded(info)
 }

@@ -233,15 +233,21 @@ func (d *Daemon) handleForward(w http.ResponseWriter, r *http.Request) error {
 	return d.answerTunnel(w, r, info)
 }
 
-// answerTunnel answers a listen or forward request. A foreground entry is
-// held: the answer stays open until the client leaves (then the entry is
-// removed), the entry is closed by someone else, or the daemon stops.
+// answerTunnel answers a listen or forward request. A persistent entry is
+// answered once it is saved in tunnels.json; when the save fails the entry
+// is removed again and the request fails with the reason. A foreground
+// entry is held: the answer stays open until the client leaves (then the
+// entry is removed), the entry is closed by someone else, or the daemon
+// stops.
 func (d *Daemon) answerTunnel(w http.ResponseWriter, r *http.Request, info listeners.Info) error {
 	if !info.Foreground {
+		if err := d.saveTunnels(); err != nil {
+			d.listeners.Remove(info)
+			return fmt.Errorf("%w; the %s was not created", err, info.Kind)
+		}
 		writeJSON(w, http.StatusOK, listenerJSON(info))
 		return nil
 	}
-	ended := d.tunnels.watch(info)
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	writeJSON(w, http.StatusOK, listenerJSON(info))
 	if f, ok := w.(http.Flusher); ok {
@@ -251,19 +257,13 @@ func (d *Daemon) answerTunnel(w http.ResponseWriter, r *http.Request, info liste
 	case <-r.Context().Done():
 		// The client went away (or the daemon is stopping).
 		d.listeners.Remove(info)
-	case <-ended:
+	case <-info.Done():
 	}
-	d.tunnels.unwatch(info)
 	return nil
 }
 
 func (d *Daemon) handleListeners(w http.ResponseWriter, r *http.Request) error {
-	list := d.listeners.List()
-	out := make([]api.Listener, 0, len(list))
-	for _, l := range list {
-		out = append(out, listenerJSON(l))
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, d.listenersJSON())
 	return nil
 }
 
@@ -287,6 +287,10 @@ func (d *Daemon) handleClose(w http.ResponseWriter, r *http.Request) error {
 	n, err := d.listeners.Close(m)
 	if err != nil {
 		return registryError(err)
+	}
+	n += d.closeFailed(m)
+	if err := d.saveTunnels(); err != nil {
+		return fmt.Errorf("closed %d listener(s), but %w: they come back when the daemon restarts", n, err)
 	}
 	writeJSON(w, http.StatusOK, api.CloseResponse{Closed: n})
 	return nil
@@ -372,6 +376,8 @@ func listenerJSON(i listeners.Info) api.Listener {
 		ReportPeerID: i.ReportPeerID,
 		Foreground:   i.Foreground,
 		LastError:    i.LastError,
+		State:        api.StateActive,
+		AllowedPeers: []string{},
 	}
 	if len(i.ListenAddr) > 0 {
 		out.ListenAddress = i.ListenAddr.String()
@@ -381,6 +387,9 @@ func listenerJSON(i listeners.Info) api.Listener {
 	}
 	for _, p := range i.AllowPeers {
 		out.AllowPeers = append(out.AllowPeers, p.String())
+	}
+	if len(out.AllowPeers) > 0 {
+		out.AllowedPeers = out.AllowPeers
 	}
 	if !i.LastErrorAt.IsZero() {
 		t := i.LastErrorAt

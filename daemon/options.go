@@ -36,6 +36,7 @@ type config struct {
 	nat             natConfig
 	maxAPIConns     int // 0: maxAPIConns
 	apiAllowRemote  bool
+	retryInterval   time.Duration // failedRetryInterval; tests shorten it
 }
 
 func defaultConfig() config {
@@ -49,6 +50,7 @@ func defaultConfig() config {
 		findTimeout:     10 * time.Second,
 		shutdownTimeout: 5 * time.Second,
 		udpIdleTimeout:  udpflow.DefaultIdleTimeout,
+		retryInterval:   failedRetryInterval,
 	}
 }
 

@@ -42,6 +42,7 @@ func (d *Daemon) routes() []route {
 		{http.MethodPost, api.RouteForward, d.handleForward},
 		{http.MethodGet, api.RouteListeners, d.handleListeners},
 		{http.MethodPost, api.RouteClose, d.handleClose},
+		{http.MethodPost, api.RouteRetry, d.handleRetry},
 		{http.MethodGet, api.RouteStreams, d.handleStreams},
 		{http.MethodPost, api.RouteStreamsClose, d.handleStreamsClose},
 		{http.MethodGet, api.RouteEvents, d.handleEvents},

@@ -81,14 +81,14 @@ func (r *Registry) Forward(ctx context.Context, req ForwardRequest) (Info, error
 
 	// The loop outlives the request: keep ctx's values, not its deadline.
 	loopCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	e.info = Info{
+	e.describe(Info{
 		Kind:       KindForward,
 		Protocol:   req.Protocol,
 		ListenAddr: bound,
 		TargetAddr: req.Target,
 		Foreground: req.Foreground,
 		Created:    time.Now(),
-	}
+	})
 	e.cancel = cancel
 	e.ln = ln
 	e.peer = id

@@ -62,20 +62,20 @@ func (r *Registry) Listen(ctx context.Context, req ListenRequest) (Info, error) 
 	}
 
 	e := &entry{
-		info: Info{
-			Kind:         KindListen,
-			Protocol:     req.Protocol,
-			ListenAddr:   r.self,
-			TargetAddr:   req.Target,
-			AllowPeers:   slices.Clone(req.AllowPeers),
-			ReportPeerID: req.ReportPeerID,
-			Foreground:   req.Foreground,
-			Created:      time.Now(),
-		},
 		wire:    wireProtocol(req.Protocol, netw),
 		network: netw,
 		address: addr,
 	}
+	e.describe(Info{
+		Kind:         KindListen,
+		Protocol:     req.Protocol,
+		ListenAddr:   r.self,
+		TargetAddr:   req.Target,
+		AllowPeers:   slices.Clone(req.AllowPeers),
+		ReportPeerID: req.ReportPeerID,
+		Foreground:   req.Foreground,
+		Created:      time.Now(),
+	})
 	// Handlers outlive the request: keep ctx's values, not its deadline.
 	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	e.cancel = cancel

@@ -80,7 +80,17 @@ type Info struct {
 	LastErrorAt time.Time
 	// Created is when the entry was added.
 	Created time.Time
+
+	// done is closed once the entry has been removed and stopped.
+	done <-chan struct{}
 }
+
+// Done returns a channel closed once the entry has been removed from the
+// registry (by Close, Remove or Shutdown) and its goroutines have ended. A
+// command holding a foreground entry waits on it: however soon after Forward
+// or Listen the entry is closed, the channel says so. The zero Info's Done
+// is nil (never ready).
+func (i Info) Done() <-chan struct{} { return i.done }
 
 func (i Info) clone() Info {
 	i.AllowPeers = slices.Clone(i.AllowPeers)
@@ -127,6 +137,13 @@ func (m Match) matches(i *Info) bool {
 	return true
 }
 
+// describe sets e's Info, with the Done channel, before e is registered.
+func (e *entry) describe(info Info) {
+	e.done = make(chan struct{})
+	info.done = e.done
+	e.info = info
+}
+
 // entry is one registered forward or listen.
 type entry struct {
 	// info is the entry's description. Its LastError and LastErrorAt are
@@ -142,6 +159,8 @@ type entry struct {
 	// stopped is set, under Registry.mu, when the entry is taken out of the
 	// registry; a listen's handler then refuses new streams.
 	stopped bool
+	// done is closed by finish once the entry is stopped (Info.Done).
+	done chan struct{}
 
 	// wire is the protocol the entry's streams speak: Protocol for TCP and
 	// unix, its UDP form for UDP (see wireProtocol).
@@ -326,6 +345,7 @@ func (r *Registry) finish(removed []*entry, changed bool) {
 	}
 	for _, e := range removed {
 		e.wg.Wait()
+		close(e.done)
 		log.Infow("listener closed", "kind", e.info.Kind, "protocol", e.info.Protocol,
 			"addr", e.info.ListenAddr, "target", e.info.TargetAddr)
 	}

@@ -267,6 +267,12 @@ func (r *Repo) WriteJSON(name string, v any) error {
 	return writeFileAtomic(r.File(name), buf.Bytes(), 0o600)
 }
 
+// WriteFile writes data to the repo file name (mode 0600), atomically: a
+// crash leaves the old file or the new one, never half of one.
+func (r *Repo) WriteFile(name string, data []byte) error {
+	return writeFileAtomic(r.File(name), data, 0o600)
+}
+
 // ReadJSON decodes the repo file name into v. A missing file reports
 // fs.ErrNotExist (wrapped).
 func (r *Repo) ReadJSON(name string, v any) error {
