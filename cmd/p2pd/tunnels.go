@@ -179,29 +179,39 @@ func (k *call) showListener(l *api.Listener) error {
 
 var lsCmd = &command{
 	name:  "ls",
-	args:  "[--json]",
+	args:  "[--retry] [--json]",
 	short: "list listeners: forwards first, then listens",
 	help: `OUTPUT
   One line per listener: PROTOCOL LISTEN TARGET. Why an entry's last dial failed, if it did,
-  goes to stderr (and is last_error in --json).
+  goes to stderr (and is last_error in --json). A saved tunnel that could not be restored
+  when the daemon started (its port was taken, say) is listed with state "failed" and the
+  reason; the daemon retries it every few seconds, --retry at once; close removes it.
 
 EXAMPLES
   p2pd ls
+  p2pd ls --retry
   p2pd ls --json`,
 	run: func(ctx context.Context, e *env, c *command, args []string) error {
 		fs, cf := clientFlagSet(e, c)
+		retry := fs.Bool("retry", false, "retry the tunnels that failed to restore, then list")
 		k, err := parseCall(e, c, fs, cf, args)
 		if err != nil {
 			return err
 		}
-		ls, err := k.cl.Listeners(ctx)
+		list := k.cl.Listeners
+		if *retry {
+			list = k.cl.RetryListeners
+		}
+		ls, err := list(ctx)
 		if err != nil {
 			return explain(err)
 		}
 		return k.show(ls, func(w io.Writer) {
 			for _, l := range ls {
 				fmt.Fprintf(w, "%s %s %s\n", l.Protocol, l.ListenAddress, l.TargetAddress)
-				if l.LastError != "" {
+				if l.State == api.StateFailed {
+					fmt.Fprintf(e.stderr, "%s %s: failed to restore: %s\n", l.Protocol, l.ListenAddress, l.LastError)
+				} else if l.LastError != "" {
 					// stdout stays one line per listener for scripts.
 					fmt.Fprintf(e.stderr, "%s %s: last error: %s\n", l.Protocol, l.ListenAddress, l.LastError)
 				}
