@@ -3,6 +3,7 @@ package nat
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -113,7 +114,7 @@ func (t *PunchTracker) Trace(evt *holepunch.Event) {
 			s.end()
 		} else {
 			s.failures++
-			s.lastErr = e.Error
+			s.lastErr = oneLine(e.Error)
 			ev.Attempt = s.failures
 			if s.failures >= PunchAttempts {
 				s.failedAt = t.now()
@@ -129,7 +130,7 @@ func (t *PunchTracker) Trace(evt *holepunch.Event) {
 	case *holepunch.ProtocolErrorEvt:
 		// The peer does not speak DCUtR (or not yet): nothing will be
 		// tried on this relayed connection.
-		ev.Kind, ev.Err = "result", "protocol error: "+e.Error
+		ev.Kind, ev.Err = "result", "protocol error: "+oneLine(e.Error)
 		s.failures, s.lastErr, s.failedAt = PunchAttempts, ev.Err, t.now()
 		s.end()
 	default:
@@ -142,6 +143,10 @@ func (t *PunchTracker) Trace(evt *holepunch.Event) {
 		f(ev)
 	}
 }
+
+// oneLine folds a multi-line error (go-libp2p lists each failed dial on a
+// line of its own) into one line.
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // ErrPunchFailed is wrapped by the reasons NoDirectPath gives.
 var ErrPunchFailed = errors.New("hole punching failed")
@@ -209,7 +214,7 @@ func (t *PunchTracker) Failed(p peer.ID, err error) {
 	if s.failedAt.IsZero() {
 		s.failedAt = t.now()
 		if s.lastErr == "" {
-			s.lastErr = err.Error()
+			s.lastErr = oneLine(err.Error())
 		}
 	}
 	s.retrying = false
