@@ -111,11 +111,16 @@ type ListenRequest struct {
 
 // ForwardRequest asks the daemon to listen on Listen and turn every
 // connection into a stream to Target speaking Protocol (POST RouteForward).
+// Target is /p2p/ID, ADDR/p2p/ID, or @NAME: one of the peers advertising
+// the rendezvous string NAME, chosen per connection as Pick says.
 type ForwardRequest struct {
 	Protocol            string `json:"protocol"`
 	Listen              string `json:"listen_address"`
 	Target              string `json:"target_address"`
 	AllowCustomProtocol bool   `json:"allow_custom_protocol,omitempty"`
+	// Pick is PickFailover (the default) or PickRoundRobin; only with a
+	// @NAME target.
+	Pick string `json:"pick,omitempty"`
 	// Foreground: see ListenRequest.Foreground.
 	Foreground bool `json:"foreground,omitempty"`
 }
@@ -125,6 +130,15 @@ const (
 	KindForward = "forward"
 	KindListen  = "listen"
 )
+
+// Ways a forward to @NAME picks its peer.
+const (
+	PickFailover   = "failover"
+	PickRoundRobin = "round-robin"
+)
+
+// RendezvousPrefix starts a forward target that is a rendezvous name.
+const RendezvousPrefix = "@"
 
 // Listener is one entry of the listener registry (GET RouteListeners
 // returns forwards first, then listens).
@@ -149,6 +163,12 @@ type Listener struct {
 	// a failed entry, why it could not be restored.
 	LastError   string     `json:"last_error,omitempty"`
 	LastErrorAt *time.Time `json:"last_error_at,omitempty"`
+	// Pick, Peer and Candidates describe a forward to @NAME: how it picks,
+	// the peer its last connection went to, and the peers advertising NAME
+	// that the last lookup found.
+	Pick       string   `json:"pick,omitempty"`
+	Peer       string   `json:"peer,omitempty"`
+	Candidates []string `json:"candidates,omitempty"`
 }
 
 // Listener states.

@@ -194,7 +194,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		streams.WithOnOpen(d.streamOpened),
 		streams.WithOnClose(d.streamClosed),
 	)
-	d.listeners = listeners.NewRegistry(d.host, d.streams,
+	lopts := []listeners.Option{
 		listeners.WithPeerFinder(d.disc),
 		listeners.WithDialTimeout(d.cfg.dialTimeout),
 		listeners.WithDirectPaths(d.nat.punches),
@@ -202,7 +202,11 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		listeners.WithOnChange(d.tunnelsChanged),
 		listeners.WithOnAdd(d.listenerAdded),
 		listeners.WithOnRemove(d.listenerRemoved),
-	)
+	}
+	if d.cfg.dhtMode != discovery.ModeOff {
+		lopts = append(lopts, listeners.WithRendezvousFinder(d.disc)) // forwards to @NAME
+	}
+	d.listeners = listeners.NewRegistry(d.host, d.streams, lopts...)
 	d.tunnels.repo = d.repo
 	d.tunnels.persist = newPersister(d.writeTunnels)
 	// Restore before the writer starts: a crash half-way must never leave a

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -160,7 +161,8 @@ func registryError(err error) error {
 		errors.Is(err, listeners.ErrNoMatch), errors.Is(err, listeners.ErrAllWithFilter),
 		errors.Is(err, listeners.ErrProtocolServed), errors.Is(err, listeners.ErrEmptyProtocol),
 		errors.Is(err, listeners.ErrInvalidTarget), errors.Is(err, listeners.ErrInvalidListen),
-		errors.Is(err, listeners.ErrSelfTarget), errors.Is(err, listeners.ErrReportPeerIDUDP):
+		errors.Is(err, listeners.ErrSelfTarget), errors.Is(err, listeners.ErrReportPeerIDUDP),
+		errors.Is(err, listeners.ErrInvalidPick):
 		return withStatus(http.StatusBadRequest, api.CodeBadRequest, err)
 	}
 	return err
@@ -175,6 +177,19 @@ func parseAddr(what, s string) (ma.Multiaddr, error) {
 		return nil, badRequest("invalid %s address %q: %v", what, s, err)
 	}
 	return m, nil
+}
+
+// forwardTarget parses a forward target: @NAME is returned as NAME,
+// anything else is parsed as a multiaddr into *target.
+func forwardTarget(s string, target *ma.Multiaddr) (rendezvous string, err error) {
+	if name, ok := strings.CutPrefix(s, api.RendezvousPrefix); ok {
+		if name == "" {
+			return "", badRequest("invalid target %q: want @NAME, a rendezvous string", s)
+		}
+		return name, nil
+	}
+	*target, err = parseAddr("target", s)
+	return "", err
 }
 
 func (d *Daemon) handleListen(w http.ResponseWriter, r *http.Request) error {
@@ -216,17 +231,17 @@ func (d *Daemon) handleForward(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	target, err := parseAddr("target", req.Target)
-	if err != nil {
-		return err
-	}
-	info, err := d.listeners.Forward(r.Context(), listeners.ForwardRequest{
+	fr := listeners.ForwardRequest{
 		Protocol:            protocol.ID(req.Protocol),
 		Listen:              listen,
-		Target:              target,
+		Pick:                listeners.Pick(req.Pick),
 		AllowCustomProtocol: req.AllowCustomProtocol,
 		Foreground:          req.Foreground,
-	})
+	}
+	if fr.Rendezvous, err = forwardTarget(req.Target, &fr.Target); err != nil {
+		return err
+	}
+	info, err := d.listeners.Forward(r.Context(), fr)
 	if err != nil {
 		return registryError(err)
 	}
@@ -280,7 +295,7 @@ func (d *Daemon) handleClose(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	if req.TargetAddress != "" {
-		if m.Target, err = parseAddr("target", req.TargetAddress); err != nil {
+		if m.Rendezvous, err = forwardTarget(req.TargetAddress, &m.Target); err != nil {
 			return err
 		}
 	}
@@ -384,6 +399,17 @@ func listenerJSON(i listeners.Info) api.Listener {
 	}
 	if len(i.TargetAddr) > 0 {
 		out.TargetAddress = i.TargetAddr.String()
+	}
+	if i.Rendezvous != "" {
+		out.TargetAddress = api.RendezvousPrefix + i.Rendezvous
+		out.Pick = string(i.Pick)
+		if i.Peer != "" {
+			out.Peer = i.Peer.String()
+		}
+		out.Candidates = []string{}
+		for _, p := range i.Candidates {
+			out.Candidates = append(out.Candidates, p.String())
+		}
 	}
 	for _, p := range i.AllowPeers {
 		out.AllowPeers = append(out.AllowPeers, p.String())

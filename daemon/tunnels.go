@@ -46,6 +46,7 @@ type savedTunnel struct {
 	TargetAddress string   `json:"target_address"`
 	AllowPeers    []string `json:"allow_peers,omitempty"`
 	ReportPeerID  bool     `json:"report_peer_id,omitempty"`
+	Pick          string   `json:"pick,omitempty"` // a forward to @NAME
 }
 
 // key identifies an entry for finding exact duplicates.
@@ -221,6 +222,9 @@ func saveInfo(i listeners.Info) savedTunnel {
 	if len(i.TargetAddr) > 0 {
 		s.TargetAddress = i.TargetAddr.String()
 	}
+	if i.Rendezvous != "" {
+		s.TargetAddress, s.Pick = api.RendezvousPrefix+i.Rendezvous, string(i.Pick)
+	}
 	for _, p := range i.AllowPeers {
 		s.AllowPeers = append(s.AllowPeers, p.String())
 	}
@@ -321,21 +325,25 @@ func (d *Daemon) restoreTunnels(ctx context.Context) {
 }
 
 func (d *Daemon) restoreTunnel(ctx context.Context, s savedTunnel) error {
-	target, err := ma.NewMultiaddr(s.TargetAddress)
-	if err != nil {
-		return fmt.Errorf("invalid target address %q: %w", s.TargetAddress, err)
-	}
 	switch listeners.Kind(s.Kind) {
 	case listeners.KindForward:
 		listen, err := ma.NewMultiaddr(s.ListenAddress)
 		if err != nil {
 			return fmt.Errorf("invalid listen address %q: %w", s.ListenAddress, err)
 		}
-		_, err = d.listeners.Forward(ctx, listeners.ForwardRequest{
-			Protocol: protocol.ID(s.Protocol), Listen: listen, Target: target, AllowCustomProtocol: true,
-		})
+		req := listeners.ForwardRequest{
+			Protocol: protocol.ID(s.Protocol), Listen: listen, Pick: listeners.Pick(s.Pick), AllowCustomProtocol: true,
+		}
+		if req.Rendezvous, err = forwardTarget(s.TargetAddress, &req.Target); err != nil {
+			return fmt.Errorf("invalid target address %q: %w", s.TargetAddress, err)
+		}
+		_, err = d.listeners.Forward(ctx, req)
 		return err
 	case listeners.KindListen:
+		target, err := ma.NewMultiaddr(s.TargetAddress)
+		if err != nil {
+			return fmt.Errorf("invalid target address %q: %w", s.TargetAddress, err)
+		}
 		req := listeners.ListenRequest{
 			Protocol: protocol.ID(s.Protocol), Target: target, ReportPeerID: s.ReportPeerID, AllowCustomProtocol: true,
 		}
@@ -346,7 +354,7 @@ func (d *Daemon) restoreTunnel(ctx context.Context, s savedTunnel) error {
 			}
 			req.AllowPeers = append(req.AllowPeers, id)
 		}
-		_, err := d.listeners.Listen(ctx, req)
+		_, err = d.listeners.Listen(ctx, req)
 		return err
 	}
 	return errors.New("unknown tunnel kind " + s.Kind)
@@ -463,6 +471,9 @@ func matchSaved(m listeners.Match, s savedTunnel, self ma.Multiaddr) bool {
 		return false
 	}
 	if len(m.Target) > 0 && !sameAddr(m.Target, s.TargetAddress) {
+		return false
+	}
+	if m.Rendezvous != "" && s.TargetAddress != api.RendezvousPrefix+m.Rendezvous {
 		return false
 	}
 	return true

@@ -1,6 +1,9 @@
 package listeners
 
-import "errors"
+import (
+	"errors"
+	"strings"
+)
 
 // Errors returned by the Registry. Callers test for them with errors.Is; some
 // are returned wrapped with the offending value. The first five are returned
@@ -62,6 +65,27 @@ var (
 	// for a UDP target: a datagram service has no byte stream to prefix.
 	ErrReportPeerIDUDP = errors.New("--report-peer-id is not supported for a UDP target")
 
+	// ErrInvalidPick is returned by Forward and ParsePick for an unknown
+	// Pick, or a Pick given with a target that is one peer.
+	ErrInvalidPick = errors.New("invalid --pick value")
+
 	// ErrClosed is returned by Forward and Listen after Shutdown.
 	ErrClosed = errors.New("listener registry is shut down")
 )
+
+// NoPeerError is recorded as a rendezvous forward's last error when no
+// peer advertising the name took a connection.
+type NoPeerError struct {
+	Rendezvous string
+	Protocol   string
+	// Tried says why each peer tried failed; empty when none was known.
+	Tried []string
+}
+
+func (e *NoPeerError) Error() string {
+	msg := "no peer advertising " + e.Rendezvous + " serves " + e.Protocol + " yet"
+	if len(e.Tried) > 0 {
+		msg += " (tried " + strings.Join(e.Tried, "; ") + ")"
+	}
+	return msg
+}

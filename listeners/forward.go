@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 )
@@ -26,8 +27,15 @@ type ForwardRequest struct {
 	Listen ma.Multiaddr
 	// Target is /p2p/ID or ADDR/p2p/ID. Addresses given here are used for
 	// the whole life of the entry; a peer with no known address is looked
-	// up through the PeerFinder.
+	// up through the PeerFinder. Empty when Rendezvous is set.
 	Target ma.Multiaddr
+	// Rendezvous, instead of Target, sends each connection to one of the
+	// peers advertising this string (found through the RendezvousFinder),
+	// chosen as Pick says.
+	Rendezvous string
+	// Pick is how a Rendezvous forward chooses its peer; "" is DefaultPick.
+	// It must be empty for a Target.
+	Pick Pick
 	// AllowCustomProtocol lifts the "/x/" rule.
 	AllowCustomProtocol bool
 	// Foreground is recorded in Info.
@@ -49,12 +57,34 @@ func (r *Registry) Forward(ctx context.Context, req ForwardRequest) (Info, error
 	if err := checkProtocol(req.Protocol, req.AllowCustomProtocol); err != nil {
 		return Info{}, err
 	}
-	addrs, id, err := splitTarget(req.Target)
-	if err != nil {
-		return Info{}, err
-	}
-	if id == r.h.ID() {
-		return Info{}, ErrSelfTarget
+	var (
+		addrs []ma.Multiaddr
+		id    peer.ID
+		set   *peerSet
+	)
+	if req.Rendezvous != "" {
+		if len(req.Target) > 0 {
+			return Info{}, fmt.Errorf("%w: give a target peer or a rendezvous, not both", ErrInvalidTarget)
+		}
+		if r.cfg.rendezvous == nil {
+			return Info{}, fmt.Errorf("%w @%s: this node cannot look up rendezvous names (is the DHT off?)", ErrInvalidTarget, req.Rendezvous)
+		}
+		pick, err := ParsePick(string(req.Pick))
+		if err != nil {
+			return Info{}, err
+		}
+		set = newPeerSet(req.Rendezvous, pick)
+	} else {
+		if req.Pick != "" {
+			return Info{}, fmt.Errorf("%w: a single target peer leaves nothing to pick; --pick goes with a rendezvous target (@NAME)", ErrInvalidPick)
+		}
+		var err error
+		if addrs, id, err = splitTarget(req.Target); err != nil {
+			return Info{}, err
+		}
+		if id == r.h.ID() {
+			return Info{}, ErrSelfTarget
+		}
 	}
 	netw, addr, err := streamDialArgs(req.Listen)
 	if err != nil {
@@ -86,6 +116,7 @@ func (r *Registry) Forward(ctx context.Context, req ForwardRequest) (Info, error
 		Protocol:   req.Protocol,
 		ListenAddr: bound,
 		TargetAddr: req.Target,
+		Rendezvous: req.Rendezvous,
 		Foreground: req.Foreground,
 		Created:    time.Now(),
 	})
@@ -93,7 +124,12 @@ func (r *Registry) Forward(ctx context.Context, req ForwardRequest) (Info, error
 	e.ln = ln
 	e.peer = id
 	e.addrs = addrs
-	e.target = p2pTarget(id, req.Target)
+	e.set = set
+	if set != nil {
+		e.info.Pick = set.pick
+	} else {
+		e.target = p2pTarget(id, req.Target)
+	}
 
 	r.regMu.Lock()
 	r.mu.Lock()
@@ -113,7 +149,13 @@ func (r *Registry) Forward(ctx context.Context, req ForwardRequest) (Info, error
 	defer r.hookMu.Unlock()
 
 	go r.acceptLoop(loopCtx, e)
-	log.Infow("forward added", "protocol", req.Protocol, "addr", bound, "peer", id)
+	if set != nil {
+		e.wg.Add(1)
+		go r.resolveLoop(loopCtx, e)
+		log.Infow("forward added", "protocol", req.Protocol, "addr", bound, "rendezvous", req.Rendezvous, "pick", set.pick)
+	} else {
+		log.Infow("forward added", "protocol", req.Protocol, "addr", bound, "peer", id)
+	}
 	r.added(e)
 	return info, nil
 }
@@ -201,7 +243,7 @@ func (r *Registry) forwardConn(ctx context.Context, e *entry, c net.Conn) {
 
 	dctx, cancel := context.WithTimeout(ctx, r.cfg.dialTimeout)
 	defer cancel()
-	s, err := r.openStream(dctx, e)
+	s, p, err := r.openStream(dctx, e)
 	if err != nil {
 		// Record before resetting, so that a client seeing the reset
 		// finds the reason in LastError.
@@ -210,17 +252,28 @@ func (r *Registry) forwardConn(ctx context.Context, e *entry, c net.Conn) {
 				"protocol", e.info.Protocol, "addr", origin)
 		} else {
 			r.recordError(e, err)
-			log.Warnw("forward: dial failed", "peer", e.peer, "protocol", e.info.Protocol,
-				"addr", origin, "err", err)
+			log.Warnw("forward: dial failed", "peer", e.peer, "rendezvous", e.info.Rendezvous,
+				"protocol", e.info.Protocol, "addr", origin, "err", err)
 		}
 		resetConn(c)
 		return
 	}
 
-	if _, err := r.streams.Bridge(s, c, origin, e.target); err != nil {
+	target := e.target
+	if e.set != nil {
+		target = p2pTarget(p, nil)
+	}
+	s = watchRefusal(s, p, e.info.Protocol, func(re *RefusedError) {
+		r.recordError(e, re)
+		if e.set != nil {
+			e.set.failed(p, time.Now())
+		}
+		log.Warnw(re.Error(), "protocol", e.info.Protocol, "addr", origin)
+	})
+	if _, err := r.streams.Bridge(s, c, origin, target); err != nil {
 		err = fmt.Errorf("bridging: %w", err)
 		r.recordError(e, err)
-		log.Warnw("forward: bridging failed", "peer", e.peer, "protocol", e.info.Protocol,
+		log.Warnw("forward: bridging failed", "peer", p, "protocol", e.info.Protocol,
 			"addr", origin, "err", err) // Bridge has reset s and c
 	}
 }
@@ -235,16 +288,33 @@ func p2pTarget(id peer.ID, given ma.Multiaddr) ma.Multiaddr {
 	return c.Multiaddr()
 }
 
-// openStream connects to the target peer of e and opens a stream speaking
-// e's protocol.
-func (r *Registry) openStream(ctx context.Context, e *entry) (network.Stream, error) {
+// openStream opens a stream speaking e's protocol to e's target peer, or
+// for a rendezvous forward to the peer its Pick chooses, and says which.
+func (r *Registry) openStream(ctx context.Context, e *entry) (network.Stream, peer.ID, error) {
+	if e.set != nil {
+		return r.openPicked(ctx, e)
+	}
+	s, err := r.openPeer(ctx, e)
+	return s, e.peer, err
+}
+
+// openPeer connects to e's peer (offering the addresses given with it) and
+// opens a stream of e's wire protocol.
+func (r *Registry) openPeer(ctx context.Context, e *entry) (network.Stream, error) {
 	if s := openLazy(ctx, r.h, e.peer, e.wire); s != nil {
 		return s, nil
 	}
 	if err := r.connect(ctx, e.peer, e.addrs); err != nil {
 		return nil, err
 	}
-	return r.newStream(ctx, e) // direct.go
+	s, err := r.newStream(ctx, e) // direct.go
+	if err != nil {
+		if re := refusal(e.peer, e.info.Protocol, err); re != nil && !errors.Is(err, ErrTransportMismatch) {
+			return nil, re
+		}
+		return nil, err
+	}
+	return s, nil
 }
 
 // connect makes sure the host is connected to id. The addresses given with
@@ -265,7 +335,7 @@ func (r *Registry) connect(ctx context.Context, id peer.ID, given []ma.Multiaddr
 		}
 		ai, lookedUp = found, true
 	}
-	err := r.h.Connect(ctx, ai)
+	err := r.connectNow(ctx, ai)
 	if err == nil {
 		return nil
 	}
@@ -276,10 +346,29 @@ func (r *Registry) connect(ctx context.Context, id peer.ID, given []ma.Multiaddr
 	if ferr != nil {
 		return fmt.Errorf("connecting to peer: %w; then %w", err, ferr)
 	}
-	if err := r.h.Connect(ctx, found); err != nil {
+	if err := r.connectNow(ctx, found); err != nil {
 		return fmt.Errorf("connecting to peer at looked-up addresses: %w", err)
 	}
 	return nil
+}
+
+// connectNow is the host's Connect, except that a dial backoff the swarm
+// keeps from earlier failed dials does not refuse it: a connection asks
+// for its peer now, and the peer may have just come back (the backoff
+// would fail its first connections while `p2pd connect` gets through).
+// Dials stay bounded by the connections users make.
+func (r *Registry) connectNow(ctx context.Context, ai peer.AddrInfo) error {
+	err := r.h.Connect(ctx, ai)
+	if err == nil || !errors.Is(err, swarm.ErrDialBackoff) || ctx.Err() != nil {
+		return err
+	}
+	b, ok := r.h.Network().(interface{ Backoff() *swarm.DialBackoff })
+	if !ok {
+		return err
+	}
+	log.Debugw("forward: clearing the dial backoff of a peer asked for again", "peer", ai.ID)
+	b.Backoff().Clear(ai.ID)
+	return r.h.Connect(ctx, ai)
 }
 
 // findPeer looks id up through the PeerFinder.

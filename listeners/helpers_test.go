@@ -44,19 +44,25 @@ const testTimeout = 30 * time.Second
 // newHost builds a real libp2p host on loopback TCP with TLS and yamux.
 func newHost(t testing.TB) host.Host {
 	t.Helper()
+	return newHostWith(t, libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+}
+
+// newHostWith is newHost with options of the test's own (identity, listen
+// addresses). The host is closed at the end of the test.
+func newHostWith(t testing.TB, opts ...libp2p.Option) host.Host {
+	t.Helper()
 	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(rcmgr.InfiniteLimits))
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := libp2p.New(
-		libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"),
+	h, err := libp2p.New(append(opts,
 		libp2p.Transport(tcp.NewTCPTransport),
 		libp2p.Security(libp2ptls.ID, libp2ptls.New),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
 		libp2p.DisableRelay(),
 		libp2p.DisableMetrics(),
 		libp2p.ResourceManager(rm),
-	)
+	)...)
 	if err != nil {
 		t.Fatal(err)
 	}

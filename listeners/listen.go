@@ -126,7 +126,7 @@ func (r *Registry) handleStream(ctx context.Context, e *entry, s network.Stream)
 	r.mu.Lock()
 	if e.stopped {
 		r.mu.Unlock()
-		_ = s.Reset()
+		_ = s.ResetWithError(CodeListenerClosing)
 		return
 	}
 	e.wg.Add(1)
@@ -136,7 +136,7 @@ func (r *Registry) handleStream(ctx context.Context, e *entry, s network.Stream)
 	remote := s.Conn().RemotePeer()
 	if len(e.info.AllowPeers) > 0 && !slices.Contains(e.info.AllowPeers, remote) {
 		log.Warnw("listen: refused a peer that is not allowed", "peer", remote, "protocol", e.info.Protocol)
-		_ = s.ResetWithError(network.StreamGated)
+		_ = s.ResetWithError(CodeNotAllowed)
 		return
 	}
 
@@ -155,7 +155,7 @@ func (r *Registry) handleStream(ctx context.Context, e *entry, s network.Stream)
 			log.Warnw("listen: dialling the target failed", "peer", remote, "protocol", e.info.Protocol,
 				"addr", e.info.TargetAddr, "err", err)
 		}
-		_ = s.Reset()
+		_ = s.ResetWithError(CodeTargetUnreachable)
 		return
 	}
 

@@ -26,6 +26,7 @@ type Option func(*config) error
 
 type config struct {
 	finder      PeerFinder
+	rendezvous  RendezvousFinder
 	dialTimeout time.Duration
 	onChange    func()
 	onAdd       func(Info)
@@ -47,6 +48,18 @@ func WithPeerFinder(f PeerFinder) Option {
 			return errors.New("peer finder is nil")
 		}
 		c.finder = f
+		return nil
+	}
+}
+
+// WithRendezvousFinder sets where forwards to a rendezvous name (@NAME)
+// look up the peers advertising it. Without it such forwards are refused.
+func WithRendezvousFinder(f RendezvousFinder) Option {
+	return func(c *config) error {
+		if f == nil {
+			return errors.New("rendezvous finder is nil")
+		}
+		c.rendezvous = f
 		return nil
 	}
 }

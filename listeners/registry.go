@@ -67,6 +67,14 @@ type Info struct {
 	// ReportPeerID (listen only) makes the target receive "<peer id>\n"
 	// before the stream's bytes.
 	ReportPeerID bool
+	// Rendezvous (forward only) is set instead of TargetAddr for a forward
+	// to the peers advertising this string; Pick is how it chooses.
+	Rendezvous string
+	Pick       Pick
+	// Peer (rendezvous forward only) is the peer the last connection went
+	// to; Candidates are the peers the last lookup found.
+	Peer       peer.ID
+	Candidates []peer.ID
 	// Foreground marks an entry that lives only as long as the command that
 	// created it; the registry only records it.
 	Foreground bool
@@ -94,6 +102,7 @@ func (i Info) Done() <-chan struct{} { return i.done }
 
 func (i Info) clone() Info {
 	i.AllowPeers = slices.Clone(i.AllowPeers)
+	i.Candidates = slices.Clone(i.Candidates)
 	return i
 }
 
@@ -108,10 +117,12 @@ type Match struct {
 	Listen ma.Multiaddr
 	// Target selects entries whose TargetAddr equals it.
 	Target ma.Multiaddr
+	// Rendezvous selects forwards to this rendezvous string.
+	Rendezvous string
 }
 
 func (m Match) validate() error {
-	filtered := m.Protocol != "" || len(m.Listen) > 0 || len(m.Target) > 0
+	filtered := m.Protocol != "" || len(m.Listen) > 0 || len(m.Target) > 0 || m.Rendezvous != ""
 	switch {
 	case m.All && filtered:
 		return ErrAllWithFilter
@@ -132,6 +143,9 @@ func (m Match) matches(i *Info) bool {
 		return false
 	}
 	if len(m.Target) > 0 && !i.TargetAddr.Equal(m.Target) {
+		return false
+	}
+	if m.Rendezvous != "" && i.Rendezvous != m.Rendezvous {
 		return false
 	}
 	return true
@@ -171,6 +185,7 @@ type entry struct {
 	peer   peer.ID        // the target peer
 	addrs  []ma.Multiaddr // addresses given with the target, re-added before each dial
 	target ma.Multiaddr   // /p2p/<peer>, the target recorded for each stream
+	set    *peerSet       // a rendezvous forward's peers; then peer, addrs and target are unset
 
 	// Listen only.
 	network, address string // the target in net.Dial form
@@ -245,7 +260,7 @@ func (r *Registry) List() []Info {
 	defer r.mu.Unlock()
 	out := make([]Info, 0, len(r.forwards)+len(r.listens))
 	for _, e := range r.forwards {
-		out = append(out, e.info.clone())
+		out = append(out, e.view())
 	}
 	for _, e := range r.listens {
 		out = append(out, e.info.clone())
@@ -378,7 +393,17 @@ func (r *Registry) added(e *entry) {
 func (r *Registry) snapshot(e *entry) Info {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return e.info.clone()
+	return e.view()
+}
+
+// view returns a copy of e's Info with a rendezvous forward's peers.
+// Call with Registry.mu held.
+func (e *entry) view() Info {
+	info := e.info.clone()
+	if e.set != nil {
+		e.set.describe(&info)
+	}
+	return info
 }
 
 // recordError sets e's LastError.

@@ -285,7 +285,7 @@ func TestDialFailure(t *testing.T) {
 				a, b := newNode(t), newNode(t)
 				return a, a, addrTarget(t, b)
 			},
-			wantErr: "opening stream: failed to negotiate protocol: protocols not supported: [/x/test]",
+			wantErr: "it does not serve /x/test (no `p2pd listen /x/test` there)",
 		},
 		{
 			name: "the listen target is down",

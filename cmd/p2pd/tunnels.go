@@ -84,9 +84,13 @@ var forwardCmd = &command{
             interface, as a container needs); for UDP udp:PORT, HOST:PORT/udp or
             /ip4/127.0.0.1/udp/5353: each client address becomes a flow of datagrams
   TARGET    the peer: its ID (12D3KooW...), /p2p/<peer id>, or ADDR/p2p/<peer id> to also give
-            its address
+            its address; or @NAME: any peer advertising the rendezvous string NAME (its
+            ` + "`p2pd daemon --rendezvous NAME`" + `) that serves PROTOCOL
 
-A peer with no known address is looked up in the DHT.
+A peer with no known address is looked up in the DHT. A @NAME target is looked up again as
+peers come and go; --pick says how each new connection chooses among them: failover (stay
+on one peer while it works, move on when it fails) or round-robin (take turns). A peer that
+fails is skipped for a while.
 
 OUTPUT
   PROTOCOL LISTEN TARGET   (LISTEN with the port really bound)
@@ -95,11 +99,13 @@ EXAMPLES
   p2pd forward /x/ssh 2222 12D3KooW...
   p2pd forward /x/ssh /ip4/127.0.0.1/tcp/2222 /p2p/12D3KooW...
   p2pd forward /x/web 0 /ip4/192.0.2.7/tcp/4001/p2p/12D3KooW... --json
-  p2pd forward /x/dns 127.0.0.1:5353/udp 12D3KooW...`,
+  p2pd forward /x/dns 127.0.0.1:5353/udp 12D3KooW...
+  p2pd forward /x/web 8080 @my-team --pick round-robin`,
 	run: func(ctx context.Context, e *env, c *command, args []string) error {
 		fs, cf := clientFlagSet(e, c)
 		custom := fs.Bool("allow-custom-protocol", false, "allow a PROTOCOL outside /x/")
 		fg := fs.Bool("foreground", false, "keep the forward only while this command runs")
+		pick := fs.String("pick", "", "how a @NAME target picks the peer for each connection: `failover` (default) or round-robin")
 		k, err := parseCall(e, c, fs, cf, args, "PROTOCOL", "LISTEN", "TARGET")
 		if err != nil {
 			return err
@@ -112,7 +118,11 @@ EXAMPLES
 		if err != nil {
 			return err
 		}
-		req := api.ForwardRequest{Protocol: k.pos[0], Listen: listen.String(), Target: target, AllowCustomProtocol: *custom}
+		if err := checkPick(*pick, target); err != nil {
+			return err
+		}
+		req := api.ForwardRequest{Protocol: k.pos[0], Listen: listen.String(), Target: target,
+			Pick: *pick, AllowCustomProtocol: *custom}
 		if *fg {
 			t, err := k.cl.ForwardForeground(ctx, req)
 			if err != nil {
@@ -141,6 +151,19 @@ func (k *call) hold(ctx context.Context, t *client.Tunnel) error {
 	case <-t.Done():
 		return t.Err()
 	}
+}
+
+// checkPick checks forward's --pick against its target.
+func checkPick(pick, target string) error {
+	switch pick {
+	case "", api.PickFailover, api.PickRoundRobin:
+	default:
+		return usagef("invalid --pick value %q: want %s or %s", pick, api.PickFailover, api.PickRoundRobin)
+	}
+	if _, ok := addr.Rendezvous(target); pick != "" && !ok {
+		return usagef("--pick needs a rendezvous TARGET (@NAME): a single peer has nobody to pick from")
+	}
+	return nil
 }
 
 // parseCloseTarget turns close's -t value into the target as ls shows it:
