@@ -153,13 +153,14 @@ func (d *Daemon) handleFind(w http.ResponseWriter, r *http.Request) error {
 // registryError maps the listener registry's errors onto API statuses.
 func registryError(err error) error {
 	switch {
-	case errors.Is(err, listeners.ErrListenerExists):
+	case errors.Is(err, listeners.ErrListenerExists), errors.Is(err, listeners.ErrAddrInUse):
 		return withStatus(http.StatusConflict, api.CodeConflict, err)
 	case errors.Is(err, listeners.ErrClosed):
 		return withStatus(http.StatusServiceUnavailable, api.CodeUnavailable, err)
 	case errors.Is(err, listeners.ErrProtocolNamespace), errors.Is(err, listeners.ErrPortZero),
 		errors.Is(err, listeners.ErrNoMatch), errors.Is(err, listeners.ErrAllWithFilter),
 		errors.Is(err, listeners.ErrProtocolServed), errors.Is(err, listeners.ErrEmptyProtocol),
+		errors.Is(err, listeners.ErrInvalidProtocol), errors.Is(err, listeners.ErrCannotBind),
 		errors.Is(err, listeners.ErrInvalidTarget), errors.Is(err, listeners.ErrInvalidListen),
 		errors.Is(err, listeners.ErrSelfTarget), errors.Is(err, listeners.ErrReportPeerIDUDP),
 		errors.Is(err, listeners.ErrInvalidPick):

@@ -245,9 +245,14 @@ func (d *Daemon) guard(next http.Handler) http.Handler {
 				fmt.Errorf("requests for host %q are refused: the API answers only to its own address", r.Host)))
 			return
 		}
+		want, err := d.token.current()
+		if err != nil {
+			serveError(w, r, withStatus(http.StatusUnauthorized, api.CodeUnauthorized, err))
+			return
+		}
 		auth := r.Header.Get("Authorization")
 		tok, ok := strings.CutPrefix(auth, "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(tok), []byte(d.token.current())) != 1 {
+		if !ok || subtle.ConstantTimeCompare([]byte(tok), []byte(want)) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="p2pd"`)
 			msg := "missing API token: send \"Authorization: Bearer <token>\" with the token from REPO/api.token"
 			if ok {

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	logging "github.com/ipfs/go-log/v2"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
 
@@ -413,5 +414,156 @@ func TestAPINonLoopbackNeedsAllowRemote(t *testing.T) {
 	d := start(t, r, APIAddr(ma.StringCast("/ip4/0.0.0.0/tcp/0")), APIAllowRemote(true))
 	if !strings.HasPrefix(d.APIAddr(), "/ip4/0.0.0.0/tcp/") {
 		t.Fatalf("api address %s", d.APIAddr())
+	}
+}
+
+// TestProtocolNamesValidated is item 11 of issue 11: white space, control
+// characters and names over libp2p's 1,024-byte limit are refused naming
+// the rule, and a name with a newline never reaches the listener list.
+func TestProtocolNamesValidated(t *testing.T) {
+	w := newWorld(t)
+	target := w.d1.Host().ID().String()
+	for _, tt := range []struct{ name, proto, want string }{
+		{"newline", "/x/a\n/x/b", `invalid protocol name: it contains white space ('\n' at byte 4)`},
+		{"space", "/x/a b", `invalid protocol name: it contains white space (' ' at byte 4)`},
+		{"tab", "/x/a\tb", `white space ('\t' at byte 4)`},
+		{"nul", "/x/a\x00", `control or non-printable character ('\x00' at byte 4)`},
+		{"escape", "/x/\x1b[31m", `control or non-printable character ('\x1b' at byte 3)`},
+		{"line separator", "/x/a\u2028", `white space ('\u2028' at byte 4)`},
+		{"10 KiB", "/x/" + strings.Repeat("a", 10<<10), "it is 10243 bytes long, the limit is 1024 bytes"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, req := range []struct{ path, body string }{
+				{api.RouteListen, mustJSON(api.ListenRequest{Protocol: tt.proto, Target: "/ip4/127.0.0.1/tcp/9"})},
+				{api.RouteForward, mustJSON(api.ForwardRequest{Protocol: tt.proto, Listen: "/ip4/127.0.0.1/tcp/0", Target: "/p2p/" + target})},
+			} {
+				status, e := w.do(t, "POST", req.path, []byte(req.body))
+				if status != 400 || e.Code != api.CodeBadRequest || !strings.Contains(e.Message, tt.want) {
+					t.Fatalf("%s: got %d %+v, want 400 with %q", req.path, status, e, tt.want)
+				}
+			}
+			w.check(t) // also: the listener list still holds exactly the echo forward
+		})
+	}
+	// The longest allowed name works.
+	long := "/x/" + strings.Repeat("a", 1024-3)
+	if status, e := w.do(t, "POST", api.RouteListen, []byte(mustJSON(api.ListenRequest{Protocol: long, Target: "/ip4/127.0.0.1/tcp/9"}))); status != 200 {
+		t.Fatalf("a 1024-byte name: %d %+v", status, e)
+	}
+}
+
+// TestForwardBindErrorsAreTheUsers is item 12 of issue 11: a forward whose
+// local address cannot be bound is 409/400 naming the address, not 500.
+func TestForwardBindErrorsAreTheUsers(t *testing.T) {
+	w := newWorld(t)
+	target := "/p2p/" + w.d1.Host().ID().String()
+	held, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	heldAddr := "/ip4/127.0.0.1/tcp/" + portOf(held)
+	dir := t.TempDir()
+	os.WriteFile(dir+"/file", nil, 0o600)
+	for _, tt := range []struct {
+		name, listen string
+		status       int
+		code, want   string
+	}{
+		{"port in use", heldAddr, 409, api.CodeConflict, "address " + heldAddr + " is already in use"},
+		{"the tunnel's own port", "/ip4/127.0.0.1/tcp/" + strings.Split(w.forward, ":")[1], 409, api.CodeConflict, "is already in use"},
+		{"unix path taken", "/unix" + dir + "/file", 409, api.CodeConflict, "address /unix" + dir + "/file is already in use"},
+		{"unix path in a missing directory", "/unix" + dir + "/nope/s.sock", 400, api.CodeBadRequest, "directory " + dir + "/nope does not exist"},
+		{"not a local address", "/ip4/192.0.2.1/tcp/0", 400, api.CodeBadRequest, "not an address of this machine"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			body := mustJSON(api.ForwardRequest{Protocol: "/x/echo", Listen: tt.listen, Target: target})
+			status, e := w.do(t, "POST", api.RouteForward, []byte(body))
+			if status != tt.status || e.Code != tt.code || !strings.Contains(e.Message, tt.want) {
+				t.Fatalf("got %d %+v, want %d %s with %q", status, e, tt.status, tt.code, tt.want)
+			}
+			w.check(t)
+		})
+	}
+}
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
+// TestRotatedUnsafeTokenFailsClosed is item 14 of issue 11: a token file
+// rotated with unsafe permissions is refused, the previous token stops
+// working too, the reason is logged, and fixing the mode restores access.
+func TestRotatedUnsafeTokenFailsClosed(t *testing.T) {
+	logs := logging.NewPipeReader(logging.PipeLevel(logging.LevelError))
+	lines := make(chan string, 100)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(logs)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			default:
+			}
+		}
+	}()
+	defer func() {
+		logs.Close()
+		for range lines {
+		}
+	}()
+
+	w := newWorld(t)
+	old := w.tok
+	newTok := strings.Repeat("cd", 32)
+	path := w.r2.File(repo.TokenFile)
+	if err := os.WriteFile(path+".new", []byte(newTok+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".new", path); err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range []string{old, newTok} {
+		w.tok = tok
+		status, e := w.do(t, "GET", api.RouteID, nil)
+		if status != 401 || e.Code != api.CodeUnauthorized || !strings.Contains(e.Message, "has mode 0644, want 0600") ||
+			!strings.Contains(e.Message, "no token is accepted until it is fixed") {
+			t.Fatalf("token %.8s… after an unsafe rotation: %d %+v, want 401 naming the mode", tok, status, e)
+		}
+	}
+	for line := range lines {
+		if strings.Contains(line, "api token file changed and cannot be used") && strings.Contains(line, "has mode 0644") {
+			break
+		}
+	}
+	// The tunnel is not the API's: it keeps working.
+	conn, err := net.Dial("tcp", w.forward)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+
+	// Fixed, the new token works and the old one stays refused.
+	if err := os.Chmod(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w.tok = old
+	if status, e := w.do(t, "GET", api.RouteID, nil); status != 401 || !strings.Contains(e.Message, "wrong API token") {
+		t.Fatalf("old token after the fix: %d %+v", status, e)
+	}
+	w.tok = newTok
+	if status, e := w.do(t, "GET", api.RouteID, nil); status != 200 {
+		t.Fatalf("new token after the fix: %d %+v", status, e)
+	}
+	w.check(t)
+
+	// A removed token file also fails closed.
+	os.Remove(path)
+	if status, e := w.do(t, "GET", api.RouteID, nil); status != 401 || !strings.Contains(e.Message, "no token is accepted") {
+		t.Fatalf("after removing the token file: %d %+v", status, e)
 	}
 }

@@ -38,6 +38,11 @@ var (
 	// given.
 	ErrEmptyProtocol = errors.New("protocol is empty")
 
+	// ErrInvalidProtocol is returned (wrapped, naming the rule broken) by
+	// Forward, Listen and ValidateProtocol for a protocol name libp2p cannot
+	// negotiate or `p2pd ls` cannot show on one line.
+	ErrInvalidProtocol = errors.New("invalid protocol name")
+
 	// ErrInvalidTarget is returned by Forward when the target does not end
 	// with /p2p/<peer id>, and by Listen when the target is not a TCP or unix
 	// address.

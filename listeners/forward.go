@@ -101,7 +101,7 @@ func (r *Registry) Forward(ctx context.Context, req ForwardRequest) (Info, error
 
 	ln, err := r.listenLocal(ctx, e, netw, addr)
 	if err != nil {
-		return Info{}, fmt.Errorf("listening on %s: %w", req.Listen, err)
+		return Info{}, explainBind(req.Listen, err)
 	}
 	bound, err := manet.FromNetAddr(ln.Addr())
 	if err != nil {

@@ -416,8 +416,8 @@ func (r *Registry) recordError(e *entry, err error) {
 
 // checkProtocol validates a request's protocol name.
 func checkProtocol(p protocol.ID, allowCustom bool) error {
-	if p == "" {
-		return ErrEmptyProtocol
+	if err := ValidateProtocol(p); err != nil {
+		return err
 	}
 	if !allowCustom && !hasXPrefix(p) {
 		return ErrProtocolNamespace // bare: the SPEC text is the whole message

@@ -35,7 +35,6 @@ func TestRequestErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	busyPort := busy.Addr().(*net.TCPAddr).Port
 	busyUDP, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -45,7 +44,6 @@ func TestRequestErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	busyUDPPort := busyUDP.LocalAddr().(*net.UDPAddr).Port
 
 	shut := newNode(t)
 	if err := shut.reg.Shutdown(); err != nil {
@@ -93,9 +91,11 @@ func TestRequestErrors(t *testing.T) {
 		{"forward on an IP address alone", forward(n.reg, ForwardRequest{Protocol: "/x/a", Listen: mustAddr(t, "/ip4/127.0.0.1"), Target: other}),
 			ErrInvalidListen, "invalid listen address /ip4/127.0.0.1: not a TCP, UDP or unix address"},
 		{"forward on a busy UDP port", forward(n.reg, ForwardRequest{Protocol: "/x/a", Listen: busyUDPAddr, Target: other}),
-			nil, fmt.Sprintf("listening on %s: listen udp4 127.0.0.1:%d: bind: address already in use", busyUDPAddr, busyUDPPort)},
+			ErrAddrInUse, fmt.Sprintf("address %s is already in use", busyUDPAddr)},
 		{"forward on a busy port", forward(n.reg, ForwardRequest{Protocol: "/x/a", Listen: busyAddr, Target: other}),
-			nil, fmt.Sprintf("listening on %s: listen tcp4 127.0.0.1:%d: bind: address already in use", busyAddr, busyPort)},
+			ErrAddrInUse, fmt.Sprintf("address %s is already in use", busyAddr)},
+		{"forward with a newline in the protocol", forward(n.reg, ForwardRequest{Protocol: "/x/a\n/x/b", Listen: tcp0, Target: other}),
+			ErrInvalidProtocol, `invalid protocol name: it contains white space ('\n' at byte 4); white space is not allowed`},
 		{"listen towards a UDP port 0", listen(n.reg, ListenRequest{Protocol: "/x/zero", Target: mustAddr(t, "/ip4/127.0.0.1/udp/0")}),
 			ErrPortZero, "port can not be 0"},
 		{"listen towards QUIC", listen(n.reg, ListenRequest{Protocol: "/x/a", Target: mustAddr(t, "/ip4/127.0.0.1/udp/7/quic-v1")}),
