@@ -273,7 +273,7 @@ func TestFailedTunnelsAreShownClosableAndRetried(t *testing.T) {
 		t.Fatalf("ls: %v, want %v", kinds, want)
 	}
 	a := all[0]
-	if a.ListenAddress != addrA || !strings.Contains(a.LastError, "address already in use") || a.LastErrorAt == nil ||
+	if a.ListenAddress != addrA || !strings.Contains(a.LastError, "address "+addrA+" is already in use") || a.LastErrorAt == nil ||
 		a.AllowedPeers == nil || len(a.AllowedPeers) != 0 {
 		t.Fatalf("failed entry: %+v", a)
 	}

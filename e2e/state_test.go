@@ -83,7 +83,7 @@ func TestFailedTunnelsAcrossRestart(t *testing.T) {
 		states = append(states, l.Kind+" "+l.Protocol+" "+l.State)
 	}
 	want := []string{"forward /x/held active", "forward /x/held failed", "listen /x/fine active"}
-	if !slices.Equal(states, want) || ls[1].ListenAddress != held || !strings.Contains(ls[1].LastError, "address already in use") {
+	if !slices.Equal(states, want) || ls[1].ListenAddress != held || !strings.Contains(ls[1].LastError, "address "+held+" is already in use") {
 		t.Fatalf("ls after restart: %+v\nwant states %v", ls, want)
 	}
 	r := n.cli("ls")
