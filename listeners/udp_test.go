@@ -13,6 +13,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 
+	"github.com/p2pd/p2pd/internal/nettest"
 	"github.com/p2pd/p2pd/udpflow"
 )
 
@@ -356,15 +357,10 @@ func TestUDPCloseLeavesFlowsOpen(t *testing.T) {
 // TestUDPTargetRefuses checks that a UDP target that is not running shows
 // in the listen's last error.
 func TestUDPTargetRefuses(t *testing.T) {
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	dead, err := manet.FromNetAddr(nettest.RefusingUDPAddr(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	dead, err := manet.FromNetAddr(pc.LocalAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc.Close() // nothing is bound to it now; the kernel answers with ICMP
 	a, b := newNode(t), newNode(t)
 	fwd := udpTunnel(t, a, b, dead)
 	c := udpClient(t, fwd.ListenAddr)

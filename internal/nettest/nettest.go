@@ -36,3 +36,21 @@ func RefusingAddr(t testing.TB) *net.TCPAddr {
 	}
 	return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: in4.Port}
 }
+
+// RefusingUDPAddr returns a loopback UDP address whose port refuses every
+// datagram (the kernel answers with ICMP port unreachable) until the test
+// ends.
+//
+// The port is held by a socket connected to another address: the kernel
+// gives such a socket only the datagrams of that address, so datagrams
+// from anyone else find no socket, and no other socket can bind the port.
+func RefusingUDPAddr(t testing.TB) *net.UDPAddr {
+	t.Helper()
+	c, err := net.DialUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)},
+		&net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9})
+	if err != nil {
+		t.Fatalf("nettest: holding a loopback UDP port: %v", err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c.LocalAddr().(*net.UDPAddr)
+}
