@@ -16,11 +16,13 @@ import (
 	"time"
 
 	"github.com/p2pd/p2pd/api"
+	"github.com/p2pd/p2pd/udpflow"
 )
 
-// udpSocketBuffer is asked for every test socket: a burst of 60 KiB
-// datagrams must fit while a process waits for a CPU.
-const udpSocketBuffer = 4 << 20
+// udpSocketBuffer is asked for every test socket, as the daemons ask for
+// theirs (past net.core.rmem_max when root): a burst of 60 KiB datagrams
+// must fit while a process waits for a CPU.
+const udpSocketBuffer = udpflow.DefaultSocketBuffer
 
 // udpReplyTimeout is how long a client waits for an echo before it calls the
 // datagram lost: a bound against hanging, never a measure of speed.
@@ -42,8 +44,7 @@ func startUDPService(t testing.TB, reply func([]byte) []byte) *udpService {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = pc.SetReadBuffer(udpSocketBuffer)
-	_ = pc.SetWriteBuffer(udpSocketBuffer)
+	udpflow.SetBuffers(pc, udpSocketBuffer)
 	s := &udpService{pc: pc, sources: map[string]bool{}}
 	s.wg.Add(1)
 	go func() {
@@ -110,8 +111,7 @@ func udpDial(t testing.TB, addr string) *net.UDPConn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = c.SetReadBuffer(udpSocketBuffer)
-	_ = c.SetWriteBuffer(udpSocketBuffer)
+	udpflow.SetBuffers(c, udpSocketBuffer)
 	t.Cleanup(func() { c.Close() })
 	return c
 }

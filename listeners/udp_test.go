@@ -34,7 +34,7 @@ func newUDPService(t testing.TB) *udpService {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = pc.SetReadBuffer(4 << 20)
+	udpflow.SetBuffers(pc, udpflow.DefaultSocketBuffer)
 	addr, err := manet.FromNetAddr(pc.LocalAddr())
 	if err != nil {
 		t.Fatal(err)
@@ -111,8 +111,7 @@ func udpClient(t testing.TB, fwd ma.Multiaddr) *net.UDPConn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = c.SetReadBuffer(4 << 20)
-	_ = c.SetWriteBuffer(4 << 20)
+	udpflow.SetBuffers(c, udpflow.DefaultSocketBuffer)
 	t.Cleanup(func() { c.Close() })
 	return c
 }

@@ -51,8 +51,7 @@ func dialUDP(t testing.TB, network string, to net.Addr) *net.UDPConn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = c.SetReadBuffer(DefaultSocketBuffer)
-	_ = c.SetWriteBuffer(DefaultSocketBuffer)
+	SetBuffers(c, DefaultSocketBuffer)
 	t.Cleanup(func() { c.Close() })
 	return c
 }
@@ -144,7 +143,7 @@ func TestFlowsCarryDatagramsWhole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = echo.SetReadBuffer(DefaultSocketBuffer)
+	SetBuffers(echo, DefaultSocketBuffer)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer echo.Close()

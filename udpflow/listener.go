@@ -55,7 +55,7 @@ func Listen(ctx context.Context, network, address string, opts ...Option) (*List
 		return nil, err
 	}
 	pc := c.(*net.UDPConn)
-	setBuffers(pc, cfg.socketBuffer)
+	SetBuffers(pc, cfg.socketBuffer)
 	l := &Listener{
 		cfg:    cfg,
 		pc:     pc,
@@ -68,9 +68,13 @@ func Listen(ctx context.Context, network, address string, opts ...Option) (*List
 	return l, nil
 }
 
-// setBuffers asks for n-byte socket buffers; the kernel may give less,
-// which is not an error.
-func setBuffers(c *net.UDPConn, n int) {
+// SetBuffers asks for n-byte receive and send buffers on c, as every socket
+// of a flow gets (DefaultSocketBuffer unless WithSocketBuffer says
+// otherwise): past the system's cap where the process is allowed to
+// (Linux, CAP_NET_ADMIN), else up to the cap. Getting less is not an error.
+// It is exported for the programs at the ends of a tunnel: tests and
+// benchmarks whose own sockets must hold a burst too.
+func SetBuffers(c *net.UDPConn, n int) {
 	if n == 0 {
 		return
 	}
@@ -80,6 +84,7 @@ func setBuffers(c *net.UDPConn, n int) {
 	if err := c.SetWriteBuffer(n); err != nil {
 		log.Debugw("setting the UDP send buffer", "addr", c.LocalAddr(), "err", err)
 	}
+	forceBuffers(c, n)
 }
 
 // Accept returns the next new flow. It fails with net.ErrClosed once the
@@ -255,7 +260,7 @@ func Dial(ctx context.Context, network, address string, opts ...Option) (*Flow, 
 		_ = c.Close()
 		return nil, fmt.Errorf("dialling %s %s: not a UDP network", network, address)
 	}
-	setBuffers(uc, cfg.socketBuffer)
+	SetBuffers(uc, cfg.socketBuffer)
 	f := newFlow(cfg, uc.LocalAddr(), uc.RemoteAddr(), func(d []byte) error {
 		_, err := uc.Write(d)
 		return err

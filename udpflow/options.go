@@ -24,9 +24,9 @@ const (
 	DefaultQueueBytes     = 1 << 20
 
 	// DefaultSocketBuffer is the receive and send buffer asked for each UDP
-	// socket (the kernel caps it at net.core.rmem_max and wmem_max): a
-	// burst of large datagrams must fit while the reading goroutine waits
-	// for a CPU.
+	// socket (see SetBuffers: the system's cap, net.core.rmem_max and
+	// wmem_max, applies unless the process may pass it): a burst of large
+	// datagrams must fit while the reading goroutine waits for a CPU.
 	DefaultSocketBuffer = 4 << 20
 )
 

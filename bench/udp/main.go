@@ -35,10 +35,12 @@ import (
 	"time"
 
 	"github.com/p2pd/p2pd/api"
+	"github.com/p2pd/p2pd/udpflow"
 )
 
-// socketBuffer is asked for the sender's and the sink's sockets.
-const socketBuffer = 4 << 20
+// socketBuffer is asked for the sender's and the sink's sockets, as the
+// daemons ask for theirs.
+const socketBuffer = udpflow.DefaultSocketBuffer
 
 func main() {
 	if err := run(); err != nil {
@@ -246,7 +248,7 @@ func dialSender(addr string) (*net.UDPConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	_ = c.SetWriteBuffer(socketBuffer)
+	udpflow.SetBuffers(c, socketBuffer)
 	return c, nil
 }
 
@@ -278,7 +280,7 @@ func newSink() (*sink, error) {
 	if err != nil {
 		return nil, err
 	}
-	_ = pc.SetReadBuffer(socketBuffer)
+	udpflow.SetBuffers(pc, socketBuffer)
 	s := &sink{pc: pc, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
