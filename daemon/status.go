@@ -37,7 +37,9 @@ func (d *Daemon) status() api.Status {
 	st.DHT.Bootstrapped = st.DHT.RoutingTableSize > 0
 	if addrs, err := d.host.Network().InterfaceListenAddresses(); err == nil {
 		for _, a := range addrs {
-			st.Addresses = append(st.Addresses, a.String())
+			if !nat.IsRelayed(a) { // the relay transport "listens" on /p2p-circuit
+				st.Addresses = append(st.Addresses, a.String())
+			}
 		}
 	}
 	p2p := ma.StringCast("/p2p/" + d.host.ID().String())

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -344,4 +345,106 @@ func TestNATSymmetric(t *testing.T) {
 			t.Fatalf("B's connection to A behind symmetric NATs: %+v; want relayed", p)
 		}
 	}
+}
+
+// TestNATBench measures, in the NAT lab, the time from B's first forward
+// connection to its first byte back (relay dial, hole punch, stream) and
+// the throughput over the punched connection against a second pair of
+// daemons in the same namespaces that reach each other routed, without
+// NAT; the two paths alternate and each ratio is taken within a round.
+// Timings are reported, never asserted. It runs only with
+// P2PD_NAT_BENCH=1 (as root):
+//
+//	P2PD_NAT_BENCH=1 go test -count=1 -v -run TestNATBench ./e2e/
+func TestNATBench(t *testing.T) {
+	if os.Getenv("P2PD_NAT_BENCH") == "" {
+		t.Skip("benchmark: set P2PD_NAT_BENCH=1 to run it")
+	}
+	const size, rounds = 256 << 20, 5
+	l := newNATLab(t, "")
+	_, a, b, _, ns := natPeers(t, l)
+	fwd := findAndForward(t, a, b, ns)
+	first, _, err := echoTransfer(t, l.ns("b"), fwd, 1<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var peers []api.Peer
+	b.mustJSON(&peers, "peers")
+	for _, p := range peers {
+		if p.ID == a.id && p.Connection != api.ConnectionDirect {
+			t.Fatalf("not punched: %+v", p)
+		}
+	}
+
+	// LAN to LAN traffic is routed without NAT; a second pair of daemons
+	// (port 4002) uses that path.
+	for i, side := range []string{"1", "2"} {
+		nat, other := l.ns("nat"+side), []string{"2", "1"}[i]
+		otherLAN := "192.168." + other + ".0/24"
+		for _, args := range [][]string{
+			{"iptables", "-t", "nat", "-I", "POSTROUTING", "1", "-d", otherLAN, "-j", "RETURN"},
+			{"iptables", "-I", "FORWARD", "1", "-s", otherLAN, "-j", "ACCEPT"},
+			{"ip", "route", "add", otherLAN, "via", natPublicNet + "." + other},
+		} {
+			if out, err := exec.Command("ip", append([]string{"netns", "exec", nat}, args...)...).CombinedOutput(); err != nil {
+				t.Fatalf("%v: %v: %s", args, err, out)
+			}
+		}
+	}
+	a2 := l.daemon("a", "--listen", "/ip4/0.0.0.0/tcp/4002", "--bootstrap", "none", "--dht", "off")
+	echo := (&netns{name: l.ns("a")}).echoProcessIn(t)
+	var lst api.Listener
+	a2.mustJSON(&lst, "listen", "/x/echo", echo)
+	b2 := l.daemon("b", "--listen", "/ip4/0.0.0.0/tcp/4002", "--bootstrap", "none", "--dht", "off")
+	var f api.Listener
+	b2.mustJSON(&f, "forward", "/x/echo", "/ip4/127.0.0.1/tcp/0", "/ip4/192.168.1.2/tcp/4002/p2p/"+a2.id)
+	plainFwd := hostPort(t, f.ListenAddress)
+
+	rate := func(addr string) float64 {
+		_, total, err := echoTransfer(t, l.ns("b"), addr, size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return float64(size) / (1 << 20) / total.Seconds()
+	}
+	var punched, plain, ratios []float64
+	for range rounds {
+		p, q := rate(fwd), rate(plainFwd)
+		punched, plain, ratios = append(punched, p), append(plain, q), append(ratios, p/q)
+	}
+	t.Logf("first forward connection across the NATs: first byte after %s", first)
+	t.Logf("256 MiB echoed, MiB/s each way, median of %d rounds: punched %.0f %v, no NAT %.0f %v",
+		rounds, median(punched), punched, median(plain), plain)
+	t.Logf("ratio punched/no NAT within a round: median %.2f, all %.2f", median(ratios), ratios)
+}
+
+// median of a few values.
+func median(v []float64) float64 {
+	s := append([]float64(nil), v...)
+	for i := range s {
+		for j := i + 1; j < len(s); j++ {
+			if s[j] < s[i] {
+				s[i], s[j] = s[j], s[i]
+			}
+		}
+	}
+	return s[len(s)/2]
+}
+
+// TestNATAutoReachability: without --reachability, a node behind a NAT
+// learns that it is private from the relay's AutoNAT service, and then
+// announces its circuit address.
+func TestNATAutoReachability(t *testing.T) {
+	l := newNATLab(t, "")
+	r, rAddr := l.relay()
+	a := l.daemon("a", "--listen", "/ip4/0.0.0.0/tcp/4001", "--bootstrap", rAddr, "--relay", rAddr)
+	circuit := "/ip4/" + natRelayIP + "/tcp/4001/p2p/" + r.id + "/p2p-circuit/p2p/" + a.id
+	eventually(t, 2*time.Minute, func() error {
+		var st api.Status
+		a.mustJSON(&st, "status")
+		if st.Reachability != "private" || st.ReachabilityForced || !slices.Contains(st.Announced, circuit) {
+			return fmt.Errorf("A has not found itself private and announced %s: %+v", circuit, st)
+		}
+		return nil
+	})
 }
