@@ -201,3 +201,37 @@ func TestRefusedForwardSaysWhy(t *testing.T) {
 		t.Fatalf("the service behind the allow list was dialled")
 	}
 }
+
+// TestErrorsSayWhatToDo checks the next steps in the errors of a real
+// daemon, and close's words.
+func TestErrorsSayWhatToDo(t *testing.T) {
+	a := startDaemon(t, "--bootstrap", "none", "--dht", "off")
+	svc := startService(t, echoHandler)
+	if r := a.cli("listen", "/x/twice", svc.maddr()); r.code != 0 {
+		t.Fatalf("listen: %s", r)
+	}
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	port := fmt.Sprint(busy.Addr().(*net.TCPAddr).Port)
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"listen", "/x/twice", svc.maddr()}, "p2pd listen: listener already registered for /x/twice (close it with `p2pd close -p /x/twice`)\n"},
+		{[]string{"listen", "/ssh", "22"}, "p2pd listen: protocol name must be within '/x/' namespace: the protocol must start with /x/ (try /x/ssh, or pass --allow-custom-protocol)\n"},
+		{[]string{"forward", "/x/web", port, "/p2p/12D3KooWAEYtYAwFkN95p97zyuV2QZWDUnuY2fcbvMDtX7C9bUqF"}, "p2pd forward: port " + port + " is already in use (pick another, or 0 for any)\n"},
+		{[]string{"close", "-p", "/x/typo"}, "p2pd close: no listener matches -p /x/typo (see `p2pd ls`)\n"},
+	}
+	for _, tt := range tests {
+		r := a.cli(tt.args...)
+		if r.stderr != tt.want {
+			t.Errorf("%v: %s\nwant stderr %q", tt.args, r, tt.want)
+		}
+	}
+	if r := a.cli("close", "-p", "/x/twice"); r.code != 0 || r.stdout != "closed 1 listener\n" {
+		t.Fatalf("close: %s", r)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/p2pd/p2pd/addr"
 	"github.com/p2pd/p2pd/api"
@@ -61,13 +62,13 @@ EXAMPLES
 		if *fg {
 			t, err := k.cl.ListenForeground(ctx, req)
 			if err != nil {
-				return explain(err)
+				return explainTunnel(err, req.Protocol, "")
 			}
 			return k.hold(ctx, t)
 		}
 		l, err := k.cl.Listen(ctx, req)
 		if err != nil {
-			return explain(err)
+			return explainTunnel(err, req.Protocol, "")
 		}
 		return k.showListener(l)
 	},
@@ -126,13 +127,13 @@ EXAMPLES
 		if *fg {
 			t, err := k.cl.ForwardForeground(ctx, req)
 			if err != nil {
-				return explain(err)
+				return explainTunnel(err, req.Protocol, req.Listen)
 			}
 			return k.hold(ctx, t)
 		}
 		l, err := k.cl.Forward(ctx, req)
 		if err != nil {
-			return explain(err)
+			return explainTunnel(err, req.Protocol, req.Listen)
 		}
 		return k.showListener(l)
 	},
@@ -188,9 +189,10 @@ func parseCloseTarget(s string) (string, error) {
 	return "", usagef("invalid -t value %q: want a forward's peer (ID, /p2p/ID or @NAME) or a listen's target address (%s)", s, addr.LocalForms)
 }
 
-// showCount prints how many things a close ended: N, or {"closed":N}.
-func (k *call) showCount(n int) error {
-	return k.show(api.CloseResponse{Closed: n}, func(w io.Writer) { fmt.Fprintln(w, n) })
+// showCount prints how many things a close ended ("closed 1 listener"),
+// or {"closed":N}; what is "listener" or "stream".
+func (k *call) showCount(n int, what string) error {
+	return k.show(api.CloseResponse{Closed: n}, func(w io.Writer) { fmt.Fprintln(w, closedText(n, what)) })
 }
 
 // showListener prints one listener: PROTOCOL LISTEN TARGET, or JSON.
@@ -205,8 +207,10 @@ var lsCmd = &command{
 	args:  "[--retry] [--json]",
 	short: "list listeners: forwards first, then listens",
 	help: `OUTPUT
-  One line per listener: PROTOCOL LISTEN TARGET. Why an entry's last dial failed, if it did,
-  goes to stderr (and is last_error in --json). A saved tunnel that could not be restored
+  On a terminal, a table: KIND PROTOCOL LISTEN TARGET STATE ALLOWED LAST ERROR (a forward to
+  @NAME shows the peer its last connection went to). Piped, one line per listener:
+  PROTOCOL LISTEN TARGET, and why an entry's last dial failed, if it did, goes to stderr (it
+  is last_error in --json). A saved tunnel that could not be restored
   when the daemon started (its port was taken, say) is listed with state "failed" and the
   reason; the daemon retries it every few seconds, --retry at once; close removes it.
 
@@ -230,15 +234,7 @@ EXAMPLES
 			return explain(err)
 		}
 		return k.show(ls, func(w io.Writer) {
-			for _, l := range ls {
-				fmt.Fprintf(w, "%s %s %s\n", l.Protocol, l.ListenAddress, l.TargetAddress)
-				if l.State == api.StateFailed {
-					fmt.Fprintf(e.stderr, "%s %s: failed to restore: %s\n", l.Protocol, l.ListenAddress, l.LastError)
-				} else if l.LastError != "" {
-					// stdout stays one line per listener for scripts.
-					fmt.Fprintf(e.stderr, "%s %s: last error: %s\n", l.Protocol, l.ListenAddress, l.LastError)
-				}
-			}
+			writeListeners(w, e.stderr, ls, isTerminal(w), time.Now())
 		})
 	},
 }
@@ -248,7 +244,8 @@ var closeCmd = &command{
 	args:  "-a | [-p PROTOCOL] [-l LISTEN] [-t TARGET]",
 	short: "close listeners and forwards",
 	help: `Filters AND together; -a closes everything and takes no other filter. Open streams are
-not ended (see ` + "`p2pd streams close`" + `). Prints how many were closed.
+not ended (see ` + "`p2pd streams close`" + `). Prints how many were closed ("closed 1 listener");
+when nothing matches, says so on stderr.
 
 EXAMPLES
   p2pd close -p /x/ssh
@@ -293,8 +290,22 @@ EXAMPLES
 		if err != nil {
 			return explain(err)
 		}
-		return k.showCount(n)
+		if n == 0 && !req.All {
+			fmt.Fprintf(e.stderr, "p2pd close: no listener matches %s (see `p2pd ls`)\n", describeMatch(req))
+		}
+		return k.showCount(n, "listener")
 	},
+}
+
+// describeMatch words close's filters as the user gave them.
+func describeMatch(req api.CloseRequest) string {
+	var parts []string
+	for _, f := range []struct{ flag, v string }{{"-p", req.Protocol}, {"-l", req.ListenAddress}, {"-t", req.TargetAddress}} {
+		if f.v != "" {
+			parts = append(parts, f.flag+" "+f.v)
+		}
+	}
+	return strings.Join(parts, " ")
 }
 
 var streamsCmd = &command{
@@ -302,8 +313,8 @@ var streamsCmd = &command{
 	args:  "[--json] | close ID | close -a",
 	short: "list open bridged streams, or reset them",
 	help: `OUTPUT
-  One line per stream: ID PROTOCOL ORIGIN TARGET; a UDP flow adds
-  datagrams in N out N dropped N
+  On a terminal, a table: ID PROTOCOL ORIGIN TARGET PEER IN OUT AGE. Piped, one line per
+  stream: ID PROTOCOL ORIGIN TARGET; a UDP flow adds datagrams in N out N dropped N
 
   ` + "`p2pd streams close ID`" + ` resets one stream, ` + "`p2pd streams close -a`" + ` all of them: both TCP ends
   see a reset. Prints how many were closed.
@@ -332,13 +343,7 @@ EXAMPLES
 			return explain(err)
 		}
 		return k.show(ss, func(w io.Writer) {
-			for _, s := range ss {
-				fmt.Fprintf(w, "%d %s %s %s", s.ID, s.Protocol, s.OriginAddress, s.TargetAddress)
-				if s.DatagramsIn != nil && s.DatagramsOut != nil && s.Dropped != nil {
-					fmt.Fprintf(w, " datagrams in %d out %d dropped %d", *s.DatagramsIn, *s.DatagramsOut, *s.Dropped)
-				}
-				fmt.Fprintln(w)
-			}
+			writeStreams(w, ss, isTerminal(w), time.Now())
 		})
 	},
 }
@@ -378,5 +383,5 @@ func streamsClose(ctx context.Context, e *env, c *command, args []string) error 
 		return explain(err)
 	}
 	k := &call{e: e, pos: pos, cf: cf, cl: cl}
-	return k.showCount(n)
+	return k.showCount(n, "stream")
 }
