@@ -14,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	msmux "github.com/multiformats/go-multistream"
 )
 
 // multistreamID opens every multistream-select negotiation.
@@ -22,9 +23,6 @@ const multistreamID = "/multistream/1.0.0"
 // maxTokenLen bounds a token of the peer's answer to a proposal.
 const maxTokenLen = 1024
 
-// errProtocolRefused is returned by the first Read of a lazyStream whose
-// peer answered that it does not serve the protocol.
-var errProtocolRefused = errors.New("protocols not supported")
 
 // openLazy opens a stream to p speaking proto without waiting for the
 // peer's answer to the protocol proposal, when the peerstore already says
@@ -163,7 +161,9 @@ func (l *lazyStream) readAnswer() error {
 		switch {
 		case tok == want:
 		case tok == "na":
-			return fmt.Errorf("%w: [%s]", errProtocolRefused, want)
+			// The error the host's own lazy streams give, so callers
+			// tell a refused protocol the same way for both.
+			return msmux.ErrNotSupported[protocol.ID]{Protos: []protocol.ID{l.proto}}
 		default:
 			return fmt.Errorf("protocol mismatch in lazy handshake (%s != %s)", tok, want)
 		}
