@@ -33,6 +33,7 @@ import (
 	"github.com/p2pd/p2pd/discovery"
 	"github.com/p2pd/p2pd/events"
 	"github.com/p2pd/p2pd/filters"
+	"github.com/p2pd/p2pd/gateway"
 	p2phost "github.com/p2pd/p2pd/host"
 	"github.com/p2pd/p2pd/listeners"
 	"github.com/p2pd/p2pd/repo"
@@ -51,6 +52,7 @@ type Daemon struct {
 	disc      *discovery.Service
 	streams   *streams.Registry
 	listeners *listeners.Registry
+	gateway   *gateway.Gateway // nil without --gateway
 	events    *events.Dispatcher
 	metrics   *prometheus.Registry
 	apiLn     net.Listener
@@ -217,6 +219,9 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		log.Errorw("saving tunnels after restoring them", "err", err)
 	}
 	d.retryLoop()
+	if err := d.startGateway(ctx); err != nil {
+		return err
+	}
 
 	for _, ns := range d.cfg.rendezvous {
 		if err := d.disc.Join(ns); err != nil {
@@ -240,6 +245,7 @@ func (d *Daemon) printReady() {
 	for _, a := range d.host.Addrs() {
 		fmt.Fprintf(w, "listening on: %s\n", a.Encapsulate(p2p))
 	}
+	d.printGateway()
 	fmt.Fprintf(w, "api: %s\n", d.apiAddr)
 	if f, ok := w.(*os.File); ok {
 		f.Sync()
@@ -290,6 +296,7 @@ func (d *Daemon) close() error {
 	if d.tunnels.persist != nil {
 		d.tunnels.persist.stop() // after writing what the last changes asked for
 	}
+	d.stopGateway()
 	if d.listeners != nil {
 		d.tunnels.freeze() // shutdown removes entries; keep tunnels.json as it was
 		if err := d.listeners.Shutdown(); err != nil {

@@ -37,6 +37,7 @@ type config struct {
 	maxAPIConns     int // 0: maxAPIConns
 	apiAllowRemote  bool
 	retryInterval   time.Duration // failedRetryInterval; tests shorten it
+	gateway         gatewayConfig
 }
 
 func defaultConfig() config {

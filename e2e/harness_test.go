@@ -71,6 +71,7 @@ type node struct {
 	id    string
 	addrs []string // listening on: lines, with /p2p/<id>
 	api   string
+	gw    string        // the gateway: line, if the daemon runs one
 	out   *lockedBuffer // everything after the readiness lines
 	errb  *lockedBuffer
 	done  chan struct{}
@@ -157,6 +158,8 @@ func (n *node) start() {
 				n.id = strings.TrimPrefix(line, "peer id: ")
 			case strings.HasPrefix(line, "listening on: "):
 				n.addrs = append(n.addrs, strings.TrimPrefix(line, "listening on: "))
+			case strings.HasPrefix(line, "gateway: "):
+				n.gw = strings.TrimPrefix(line, "gateway: ")
 			case strings.HasPrefix(line, "api: "):
 				n.api = strings.TrimPrefix(line, "api: ")
 				n.readyAt = time.Now()

@@ -109,4 +109,3 @@ type streamConn struct {
 	s      *watchedStream
 	target target // with the peer found for @NAME
 }
-

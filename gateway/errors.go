@@ -54,14 +54,21 @@ func (g *Gateway) explain(ex *exchange, err error) (int, string) {
 	if sc := ex.conn.Load(); sc != nil {
 		t = sc.target
 		if serr := sc.s.failure(); serr != nil {
-			var se *network.StreamError
-			switch {
-			case notServed(serr):
+			if notServed(serr) {
 				return http.StatusNotFound, fmt.Sprintf("peer %s does not serve %s", t.peer, t.proto)
-			case errors.As(serr, &se) && se.Remote && se.ErrorCode == network.StreamGated:
-				return http.StatusForbidden, fmt.Sprintf("peer %s refused this node for %s (it is not among the peers its listen allows)", t.peer, t.proto)
 			}
-			return http.StatusBadGateway, fmt.Sprintf("peer %s reset the stream before its service for %s answered (the service may be down or refusing connections): %v", t.peer, t.proto, serr)
+			var se *network.StreamError
+			if errors.As(serr, &se) && se.Remote {
+				switch se.ErrorCode {
+				case listeners.CodeNotAllowed, network.StreamGated: // StreamGated: p2pd before the codes
+					return http.StatusForbidden, fmt.Sprintf("peer %s refused this node for %s: not in its listen's --allow-peer list", t.peer, t.proto)
+				case listeners.CodeTargetUnreachable:
+					return http.StatusBadGateway, fmt.Sprintf("peer %s serves %s, but its service there is unreachable (the target of its `p2pd listen` refused the connection)", t.peer, t.proto)
+				case listeners.CodeListenerClosing:
+					return http.StatusBadGateway, fmt.Sprintf("peer %s is closing its listener for %s", t.peer, t.proto)
+				}
+			}
+			return http.StatusBadGateway, fmt.Sprintf("peer %s reset the stream before its service for %s answered: %v", t.peer, t.proto, serr)
 		}
 	}
 	var ne net.Error

@@ -102,7 +102,7 @@ type Gateway struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu      sync.Mutex          // guards clients, started and closed, and orders wg.Add before Close's Wait
+	mu      sync.Mutex           // guards clients, started and closed, and orders wg.Add before Close's Wait
 	clients map[net.Conn]*client // client connections not yet closed or hijacked
 	started bool
 	closed  bool

@@ -194,8 +194,8 @@ func wantStatus(t testing.TB, c *http.Client, url string, status int, want ...st
 
 // connCounter counts the connections an httptest server accepted.
 type connCounter struct {
-	mu  sync.Mutex // guards n
-	n   int
+	mu sync.Mutex // guards n
+	n  int
 }
 
 func (c *connCounter) hook(_ net.Conn, st http.ConnState) {

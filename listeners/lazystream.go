@@ -23,7 +23,6 @@ const multistreamID = "/multistream/1.0.0"
 // maxTokenLen bounds a token of the peer's answer to a proposal.
 const maxTokenLen = 1024
 
-
 // openLazy opens a stream to p speaking proto without waiting for the
 // peer's answer to the protocol proposal, when the peerstore already says
 // that p serves proto (what the host's NewStream does too). It returns nil

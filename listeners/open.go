@@ -13,7 +13,9 @@ import (
 // the PeerFinder when it has no known address, and negotiates the protocol
 // lazily when the peer is known to serve it. A peer that does not serve
 // proto gives an error matching go-multistream's ErrNotSupported, at once
-// or on the stream's first Read. The caller owns the stream.
+// (within a *RefusedError) or on the stream's first Read; a listen that
+// refuses the stream resets it with one of the Code* errors. The caller
+// owns the stream.
 //
 // It is for other front ends of the node (the HTTP gateway); id must not
 // be this node (ErrSelfTarget).
@@ -21,7 +23,7 @@ func (r *Registry) OpenStream(ctx context.Context, id peer.ID, proto protocol.ID
 	if id == r.h.ID() {
 		return nil, ErrSelfTarget
 	}
-	// The request a forward with no addresses would make; never registered.
+	// What a forward to id with no addresses would dial; never registered.
 	e := &entry{info: Info{Kind: KindForward, Protocol: proto}, wire: proto, peer: id}
-	return r.openStream(ctx, e)
+	return r.openPeer(ctx, e)
 }

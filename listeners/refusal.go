@@ -53,7 +53,7 @@ func refusal(p peer.ID, proto protocol.ID, err error) *RefusedError {
 		case CodeListenerClosing:
 			reason = fmt.Sprintf("its listener for %s is closing", proto)
 		}
-	case errors.Is(err, errProtocolRefused), errors.Is(err, msmux.ErrNotSupported[protocol.ID]{}):
+	case errors.Is(err, msmux.ErrNotSupported[protocol.ID]{}): // the host's lazy streams and ours
 		reason = fmt.Sprintf("it does not serve %s (no `p2pd listen %s` there)", proto, proto)
 	}
 	if reason == "" {

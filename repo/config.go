@@ -41,6 +41,14 @@ type Config struct {
 	// UDPIdleTimeout closes a UDP flow that saw no datagram either way for
 	// this long, e.g. "2m"; empty means udpflow.DefaultIdleTimeout.
 	UDPIdleTimeout string `json:"udp_idle_timeout,omitempty"`
+	// Gateway is the HTTP gateway's listen multiaddr; empty: no gateway.
+	Gateway string `json:"gateway,omitempty"`
+	// GatewayAllowRemote lets Gateway be a non-loopback address.
+	GatewayAllowRemote bool `json:"gateway_allow_remote,omitempty"`
+	// GatewayTimeout bounds how long a gateway request waits for its peer
+	// to be reached and to start answering, e.g. "1m"; empty means
+	// gateway.DefaultTimeout.
+	GatewayTimeout string `json:"gateway_timeout,omitempty"`
 
 	// Relays are relay multiaddrs (each ending in /p2p/ID) the node keeps
 	// a reservation on.

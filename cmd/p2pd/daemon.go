@@ -90,6 +90,7 @@ type daemonFlags struct {
 	maxProcs    int
 	udpIdle     time.Duration
 	nat         natFlags
+	gateway     gatewayFlags
 }
 
 func (f *daemonFlags) register(fs *flag.FlagSet) {
@@ -108,6 +109,7 @@ func (f *daemonFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.dialTimeout, "dial-timeout", 30*time.Second, "how long a forward tries to reach its peer")
 	fs.DurationVar(&f.udpIdle, "udp-idle-timeout", udpflow.DefaultIdleTimeout, "close a UDP flow after this long without a datagram either way")
 	f.nat.register(fs)
+	f.gateway.register(fs)
 	fs.IntVar(&f.maxProcs, "max-procs", 0, "run on at most `N` cores at once (0: half the cores, at least 1, unless $GOMAXPROCS says otherwise)")
 }
 
@@ -146,6 +148,7 @@ func (f *daemonFlags) merge(fs *flag.FlagSet, cfg *repo.Config) {
 		}
 	})
 	f.nat.merge(fs, cfg)
+	f.gateway.merge(fs, cfg)
 }
 
 // options turns settings into daemon options. set reports whether a field
@@ -231,7 +234,11 @@ func daemonOptions(cfg repo.Config, fromFlag func(string) bool, cfgFile string) 
 	if err != nil {
 		return nil, err
 	}
-	return append(opts, nopts...), nil
+	gopts, err := gatewayOptions(cfg, src)
+	if err != nil {
+		return nil, err
+	}
+	return append(append(opts, nopts...), gopts...), nil
 }
 
 // maxProcs is how many cores the daemon runs Go code on at once: set (from
