@@ -257,6 +257,13 @@ func TestUDPEchoTenThousandDatagrams(t *testing.T) {
 			return nil
 		})
 	}
+	// Text: ID PROTOCOL ORIGIN TARGET, then the flow's counts.
+	r := a.cli("streams")
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	want := fmt.Sprintf(" datagrams in %d out %d dropped 0", perClient, perClient)
+	if len(lines) != clients || !strings.HasSuffix(lines[0], want) || !strings.Contains(lines[0], "/x/uecho/p2pd-udp/1 /ip4/127.0.0.1/udp/") {
+		t.Errorf("streams text, want %d lines like \"ID /x/uecho/p2pd-udp/1 /ip4/127.0.0.1/udp/PORT /p2p/ID%s\":\n%s", clients, want, r.stdout)
+	}
 }
 
 // dnsQuery builds a standard query for name, type A, class IN.
