@@ -16,7 +16,7 @@ const (
 	msgListenerExists   = "listener already registered"
 	msgNamespace        = "protocol name must be within '/x/' namespace"
 	msgPortZero         = "port can not be 0"
-	msgAddressInUse     = "address already in use"
+	msgAddressInUse     = "already in use" // "address ADDR is already in use"
 	msgProtocolIsServed = "protocol is already served by this node"
 )
 

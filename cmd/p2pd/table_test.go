@@ -150,8 +150,10 @@ func TestTunnelErrorHints(t *testing.T) {
 			"port can not be 0 (a listen dials a running service: give its port, e.g. 22)"},
 		{apiErr("protocol is already served by this node: /ipfs/ping/1.0.0"), "/ipfs/ping/1.0.0", "",
 			"protocol is already served by this node: /ipfs/ping/1.0.0 (p2pd itself speaks it: pick a name under /x/)"},
-		{apiErr("listening on /ip4/127.0.0.1/tcp/8080: listen tcp4 127.0.0.1:8080: bind: address already in use"), "/x/web", "/ip4/127.0.0.1/tcp/8080",
+		{apiErr("address /ip4/127.0.0.1/tcp/8080 is already in use"), "/x/web", "/ip4/127.0.0.1/tcp/8080",
 			"port 8080 is already in use (pick another, or 0 for any)"},
+		{apiErr("address /ip4/127.0.0.1/udp/5353 is already in use"), "/x/dns", "/ip4/127.0.0.1/udp/5353",
+			"port 5353 is already in use (pick another, or 0 for any)"},
 		{apiErr("something else"), "/x/web", "", "something else"},
 		{errors.New("not an API error"), "/x/web", "", "not an API error"},
 	}
