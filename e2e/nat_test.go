@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand"
@@ -12,6 +14,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -202,6 +205,59 @@ func echoTransfer(t *testing.T, ns, addr string, size int) (firstByte, total tim
 	return firstByte, total, nil
 }
 
+// watchEvents follows n's events (`p2pd events --json`, run in n's
+// namespace) until the test ends.
+func watchEvents(t *testing.T, n *node) <-chan api.Event {
+	t.Helper()
+	cmd := exec.Command("ip", "netns", "exec", n.netns, bin, "events", "--json", "--repo", n.repo)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	ch := make(chan api.Event, 1024)
+	go func() {
+		defer close(ch)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			var ev api.Event
+			if json.Unmarshal(sc.Bytes(), &ev) == nil {
+				select {
+				case ch <- ev:
+				default: // nobody reads any more
+				}
+			}
+		}
+	}()
+	return ch
+}
+
+// waitEvent reads events until one satisfies match.
+func waitEvent(t *testing.T, ch <-chan api.Event, what string, match func(api.Event) bool) api.Event {
+	t.Helper()
+	timeout := time.After(2 * time.Minute)
+	for {
+		select {
+		case ev, ok := <-ch:
+			if !ok {
+				t.Fatalf("event stream ended before %s", what)
+			}
+			if match(ev) {
+				return ev
+			}
+		case <-timeout:
+			t.Fatalf("no event: %s", what)
+		}
+	}
+}
+
 // natPeers starts, in the lab, R, then A (reserving a slot on R, serving
 // /x/echo, advertising under the rendezvous string) and B, and waits until
 // both can punch holes.
@@ -262,6 +318,7 @@ func findAndForward(t *testing.T, a, b *node, ns string) string {
 func TestNATHolePunch(t *testing.T) {
 	l := newNATLab(t, "")
 	r, a, b, _, ns := natPeers(t, l)
+	aEvents := watchEvents(t, a)
 	fwd := findAndForward(t, a, b, ns)
 
 	first, total, err := echoTransfer(t, l.ns("b"), fwd, 16<<20)
@@ -286,6 +343,11 @@ func TestNATHolePunch(t *testing.T) {
 	if !seen {
 		t.Fatalf("A missing from B's peers: %+v", peers)
 	}
+	// A, which holds the reservation, runs the punch and reports it.
+	waitEvent(t, aEvents, "A's successful hole punch with B", func(ev api.Event) bool {
+		return ev.Type == api.EventHolePunch && ev.Peer == b.id && ev.HolePunch != nil &&
+			ev.HolePunch.Kind == "result" && ev.HolePunch.Success
+	})
 
 	var st api.Status
 	a.mustJSON(&st, "status")
@@ -438,7 +500,11 @@ func TestNATAutoReachability(t *testing.T) {
 	l := newNATLab(t, "")
 	r, rAddr := l.relay()
 	a := l.daemon("a", "--listen", "/ip4/0.0.0.0/tcp/4001", "--bootstrap", rAddr, "--relay", rAddr)
+	events := watchEvents(t, a)
 	circuit := "/ip4/" + natRelayIP + "/tcp/4001/p2p/" + r.id + "/p2p-circuit/p2p/" + a.id
+	waitEvent(t, events, "reachability_changed to private", func(ev api.Event) bool {
+		return ev.Type == api.EventReachabilityChanged && ev.Reachability == "private"
+	})
 	eventually(t, 2*time.Minute, func() error {
 		var st api.Status
 		a.mustJSON(&st, "status")

@@ -1,7 +1,7 @@
 // Package host builds p2pd's libp2p host from a few options: identity,
 // listen addresses, transports, connection gater, resource and connection
-// managers, metrics and NAT traversal. New returns a plain go-libp2p
-// host.Host; this package adds no types of its own around it.
+// managers, metrics, hole punching and NAT traversal. New returns a plain
+// go-libp2p host.Host; this package adds no types of its own around it.
 //
 // It does not persist keys, parse flags, run the DHT, register stream
 // handlers or install log handlers (go-libp2p logs through slog: main wires
@@ -21,9 +21,10 @@
 // nothing for KeepAliveInterval (10 s; go-libp2p's default is 30 s) and
 // closes it when the answer takes more than 10 s, so the tunnels over a cut
 // link end within about 20 s rather than 40 s. The circuit relay v2 client
-// transport is on (see Relay). A dial ranker tries a peer's TCP addresses
-// first and QUIC only QUICFallbackDelay later, so a peer with both ends up
-// on TCP. That ranking governs only the connections this host dials: when a
+// transport is on (see Relay), and so is hole punching (DCUtR, see
+// HolePunching), which upgrades a relayed connection to a direct one. A
+// dial ranker tries a peer's TCP addresses first and QUIC only
+// QUICFallbackDelay later, so a peer with both ends up on TCP. That ranking governs only the connections this host dials: when a
 // peer dials us over QUIC, the swarm happily opens streams on that
 // connection too.
 //

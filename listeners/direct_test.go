@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/control"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	client "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
@@ -22,10 +24,24 @@ import (
 	"github.com/p2pd/p2pd/streams"
 )
 
+// relayOnly is a connection gater that lets the host dial only relayed
+// addresses of other peers than the relay, as behind two NATs.
+type relayOnly struct{ relay *peer.ID }
+
+func (g relayOnly) InterceptPeerDial(peer.ID) bool { return true }
+func (g relayOnly) InterceptAddrDial(p peer.ID, a ma.Multiaddr) bool {
+	return (g.relay != nil && p == *g.relay) || nat.IsRelayed(a)
+}
+func (g relayOnly) InterceptAccept(network.ConnMultiaddrs) bool { return true }
+func (g relayOnly) InterceptSecured(network.Direction, peer.ID, network.ConnMultiaddrs) bool {
+	return true
+}
+func (g relayOnly) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) { return true, 0 }
+
 // relayHost builds a loopback host with the relay client transport on.
-func relayHost(t *testing.T) host.Host {
+func relayHost(t *testing.T, opts ...libp2p.Option) host.Host {
 	t.Helper()
-	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableMetrics())
+	h, err := libp2p.New(append([]libp2p.Option{libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableMetrics()}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,9 +51,10 @@ func relayHost(t *testing.T) host.Host {
 
 // relayedPair builds a relay R (relay options ropts), a peer A with a
 // reservation on it serving /x/echo, and a node B that knows A only by its
-// circuit address, with a forward registry that uses tracker. Loopback
-// has no public address, so hole punching never runs: a limited relay
-// stays the only way between B and A.
+// circuit address and may dial it only through the relay (as if both were
+// behind NATs), with a forward registry that uses tracker. Loopback has no
+// public address, so hole punching never runs: a limited relay stays the
+// only way between B and A.
 func relayedPair(t *testing.T, tracker DirectPaths, ropts ...relay.Option) (a host.Host, r host.Host, b *node) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
@@ -60,7 +77,8 @@ func relayedPair(t *testing.T, tracker DirectPaths, ropts ...relay.Option) (a ho
 		t.Fatal(err)
 	}
 
-	bh := relayHost(t)
+	rid := r.ID()
+	bh := relayHost(t, libp2p.ConnectionGater(relayOnly{relay: &rid}))
 	s := streams.NewRegistry()
 	t.Cleanup(func() { s.Close() })
 	reg, err := New(bh, s, WithDialTimeout(time.Second), WithDirectPaths(tracker))
@@ -162,5 +180,37 @@ func TestForwardOverUnlimitedRelay(t *testing.T) {
 	conns := b.h.Network().ConnsToPeer(a.ID())
 	if len(conns) != 1 || conns[0].Stat().Limited || !nat.IsRelayed(conns[0].RemoteMultiaddr()) {
 		t.Fatalf("connections to a: %v", conns)
+	}
+}
+
+// TestForwardRetriesPunchWithNewRelayedConnection: once the failed punch
+// is older than the retry interval, the next forward connection closes the
+// relayed connection and dials a new one (DCUtR runs once per relayed
+// connection), waiting for a direct connection again.
+func TestForwardRetriesPunchWithNewRelayedConnection(t *testing.T) {
+	tracker := nat.NewPunchTracker(time.Millisecond)
+	a, _, b := relayedPair(t, tracker)
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	info, err := b.reg.Forward(ctx, ForwardRequest{Protocol: "/x/echo", Listen: mustAddr(t, "/ip4/127.0.0.1/tcp/0"), Target: p2pAddr(t, a.ID())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lastErrorAfter(t, b, info.ListenAddr) // waits its dial timeout, remembered
+	old := b.h.Network().ConnsToPeer(a.ID())
+	if len(old) != 1 || !old[0].Stat().Limited {
+		t.Fatalf("connections to a: %v", old)
+	}
+	time.Sleep(2 * time.Millisecond) // past the retry interval
+	got := lastErrorAfter(t, b, info.ListenAddr)
+	if !strings.Contains(got, "no hole punching result within the dial timeout") {
+		t.Fatalf("last error after the retry: %s", got)
+	}
+	if !old[0].IsClosed() {
+		t.Fatal("the old relayed connection was kept: hole punching was not retried")
+	}
+	now := b.h.Network().ConnsToPeer(a.ID())
+	if len(now) != 1 || now[0].ID() == old[0].ID() || !now[0].Stat().Limited {
+		t.Fatalf("connections to a after the retry: %v", now)
 	}
 }

@@ -3,7 +3,9 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/p2pd/p2pd/api"
 	"github.com/p2pd/p2pd/repo"
 )
 
@@ -82,5 +84,28 @@ func TestNATConfigErrorsNameTheFile(t *testing.T) {
 	cfg.Announce = []string{"/ip4/203.0.113.7/udp/4001/quic-v1"}
 	if _, err := daemonOptions(cfg, func(string) bool { return false }, "/r/config.json"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestFormatNATEvents(t *testing.T) {
+	at := time.Date(2026, 12, 4, 10, 0, 0, 0, time.Local)
+	exp := at.Add(time.Hour)
+	for _, tt := range []struct {
+		ev   api.Event
+		want string
+	}{
+		{api.Event{Time: at, Type: api.EventReachabilityChanged, Reachability: "private"}, "10:00:00 reachability_changed private"},
+		{api.Event{Time: at, Type: api.EventRelayReservation, Peer: "R", Relay: &api.RelayReservation{Peer: "R", Active: true, Expires: &exp}},
+			"10:00:00 relay_reservation R reserved until 11:00:00"},
+		{api.Event{Time: at, Type: api.EventRelayReservation, Peer: "R", Relay: &api.RelayReservation{Peer: "R", Error: "connection to the relay closed"}},
+			"10:00:00 relay_reservation R lost: connection to the relay closed"},
+		{api.Event{Time: at, Type: api.EventHolePunch, Peer: "P", HolePunch: &api.HolePunch{Kind: "attempt", Attempt: 2}}, "10:00:00 hole_punch P attempt 2"},
+		{api.Event{Time: at, Type: api.EventHolePunch, Peer: "P", HolePunch: &api.HolePunch{Kind: "result", Error: "i/o timeout"}},
+			"10:00:00 hole_punch P result failed error=i/o timeout"},
+		{api.Event{Time: at, Type: api.EventHolePunch, Peer: "P", HolePunch: &api.HolePunch{Kind: "result", Success: true}}, "10:00:00 hole_punch P result ok"},
+	} {
+		if got := formatEvent(tt.ev); got != tt.want {
+			t.Errorf("got %q, want %q", got, tt.want)
+		}
 	}
 }

@@ -26,6 +26,9 @@ OUTPUT
     stream_closed      ID PROTOCOL PEER in=BYTES out=BYTES [error=REASON]
     listener_added     KIND PROTOCOL LISTEN TARGET
     listener_removed   KIND PROTOCOL LISTEN TARGET
+    reachability_changed  REACHABILITY
+    relay_reservation  RELAY reserved until TIME | RELAY lost: REASON
+    hole_punch         PEER attempt N | PEER result ok|failed [error=REASON] | PEER direct_dial ok|failed
     events_dropped     N events lost
   --json prints each event as one line of JSON: {"seq","time","type",...}
 
@@ -92,6 +95,28 @@ func formatEvent(ev api.Event) string {
 	case api.EventPeerConnected:
 		parts = append(parts, ev.Peer)
 		parts = append(parts, ev.Addresses...)
+	case api.EventReachabilityChanged:
+		parts = append(parts, ev.Reachability)
+	case api.EventRelayReservation:
+		if r := ev.Relay; r != nil {
+			if r.Active && r.Expires != nil {
+				parts = append(parts, r.Peer, "reserved until", r.Expires.Local().Format(time.TimeOnly))
+			} else {
+				parts = append(parts, r.Peer, "lost: "+r.Error)
+			}
+		}
+	case api.EventHolePunch:
+		if h := ev.HolePunch; h != nil {
+			parts = append(parts, ev.Peer, h.Kind)
+			if h.Kind == "attempt" {
+				parts = append(parts, fmt.Sprint(h.Attempt))
+				break
+			}
+			parts = append(parts, map[bool]string{true: "ok", false: "failed"}[h.Success])
+			if h.Error != "" {
+				parts = append(parts, "error="+h.Error)
+			}
+		}
 	default:
 		if ev.Peer != "" {
 			parts = append(parts, ev.Peer)
