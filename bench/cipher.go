@@ -5,8 +5,6 @@ import (
 	"crypto/cipher"
 	"fmt"
 	"runtime"
-	"syscall"
-	"time"
 )
 
 // pathCipher holds the samples of the cipher figure: measured in the
@@ -52,13 +50,4 @@ func cipherCost(size int64) (float64, error) {
 		return 0, err
 	}
 	return (after - before).Seconds() / (float64(size) / (1 << 30)), nil
-}
-
-// threadCPU is the CPU time the calling thread has used.
-func threadCPU() (time.Duration, error) {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_THREAD, &ru); err != nil {
-		return 0, fmt.Errorf("getrusage: %w", err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
 }

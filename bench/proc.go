@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/p2pd/p2pd/internal/childproc"
 )
 
 // child is a helper or daemon process the harness started. Its stdout lines
@@ -38,7 +40,7 @@ func startChild(name, logDir string, env []string, bin string, args ...string) (
 	if len(env) > 0 {
 		cmd.Env = append(os.Environ(), env...)
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = childproc.Attr(false)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		logf.Close()

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/p2pd/p2pd/internal/childproc"
 )
 
 // lineLog collects the lines a process writes and lets a test wait for one.
@@ -74,7 +76,7 @@ func startProc(t *testing.T, name, bin string, args ...string) *proc {
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = testEnv(t)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.errOut
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	p.cmd.SysProcAttr = childproc.Attr(true)
 	stdin, err := p.cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/p2pd/p2pd/client"
+	"github.com/p2pd/p2pd/internal/childproc"
 )
 
 // p2pdBin is the p2pd binary built for this test run.
@@ -101,7 +102,7 @@ func launch(repo, apiAddr string, extra ...string) (*node, error) {
 	args = append(args, extra...)
 	n.cmd = exec.Command(p2pdBin, args...)
 	// Killed by the kernel should this test process die without cleanups.
-	n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	n.cmd.SysProcAttr = childproc.Attr(false)
 	n.cmd.Stderr = &n.stderr
 	stdout, err := n.cmd.StdoutPipe()
 	if err != nil {

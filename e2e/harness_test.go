@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/p2pd/p2pd/internal/childproc"
 )
 
 // bin is the p2pd binary built once for the whole package.
@@ -128,7 +130,7 @@ func (n *node) start() {
 	}
 	// Own process group (killed as one at cleanup), and killed by the kernel
 	// should this test process die without running its cleanups.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = childproc.Attr(true)
 	cmd.Env = os.Environ() // production log levels: p2pd warnings, library errors
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

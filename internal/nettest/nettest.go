@@ -18,7 +18,14 @@ import (
 // answers each connection attempt with a reset.
 func RefusingAddr(t testing.TB) *net.TCPAddr {
 	t.Helper()
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	// SOCK_CLOEXEC is Linux's; ForkLock keeps a concurrent exec from
+	// inheriting the socket before it is marked close-on-exec.
+	syscall.ForkLock.RLock()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err == nil {
+		syscall.CloseOnExec(fd)
+	}
+	syscall.ForkLock.RUnlock()
 	if err != nil {
 		t.Fatalf("nettest: socket: %v", err)
 	}
