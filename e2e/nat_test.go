@@ -1,3 +1,7 @@
+//go:build linux
+
+// The NAT lab needs Linux network namespaces (setns).
+
 package e2e
 
 import (

@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/p2pd/p2pd/api"
+	"github.com/p2pd/p2pd/internal/childproc"
 	"github.com/p2pd/p2pd/udpflow"
 )
 
@@ -335,7 +336,7 @@ func startDaemon(ctx context.Context, bin, work, name string, listen ...string) 
 		args = append(args, "--listen", l)
 	}
 	d.cmd = exec.CommandContext(ctx, bin, args...)
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	d.cmd.SysProcAttr = childproc.Attr(true)
 	d.cmd.Stderr = os.Stderr
 	out, err := d.cmd.StdoutPipe()
 	if err != nil {
