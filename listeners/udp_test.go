@@ -323,6 +323,8 @@ func TestUDPAllowPeers(t *testing.T) {
 	if n, _ := svc.received(); n != 0 {
 		t.Errorf("the service got %d datagrams from a refused peer, want 0", n)
 	}
+	want := fmt.Sprintf("refused by %s: not in the listener's --allow-peer list", b.h.ID())
+	waitFor(t, "the refusal in the forward's last error", func() bool { return a.reg.List()[0].LastError == want })
 }
 
 // TestUDPCloseLeavesFlowsOpen checks that closing a UDP forward keeps its

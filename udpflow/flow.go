@@ -137,6 +137,11 @@ func (f *Flow) checkIdle() {
 	default:
 	}
 	idle := time.Since(time.Unix(0, f.last.Load()))
+	if f.out.Load() == 0 && f.q.waiting() > 0 {
+		// Datagrams wait for a stream still being opened (bounded by the
+		// listener registry's dial timeout): not idle.
+		idle = 0
+	}
 	if idle < f.cfg.idleTimeout {
 		f.timer.Reset(f.cfg.idleTimeout - idle)
 		return
@@ -212,7 +217,11 @@ func (f *Flow) Read(p []byte) (int, error) {
 			}
 			continue
 		}
-		f.out.Add(1)
+		if f.out.Add(1) == 1 {
+			// The stream has just started taking the flow: a flow whose
+			// stream took long to open is not idle for that.
+			f.last.Store(time.Now().UnixNano())
+		}
 		f.bytesOut.Add(uint64(len(d)))
 		if rest := p[n:]; len(rest) >= headerLen+len(d) {
 			binary.BigEndian.PutUint16(rest, uint16(len(d)))

@@ -395,3 +395,27 @@ func TestOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestIdleWaitsForTheStream checks that a flow whose datagrams wait for a
+// stream that is slow to open does not end as idle before they are taken.
+func TestIdleWaitsForTheStream(t *testing.T) {
+	const idle = 10 * time.Millisecond
+	l := listen(t, "udp4", "127.0.0.1:0", WithIdleTimeout(idle))
+	client := dialUDP(t, "udp4", l.Addr())
+	if _, err := client.Write([]byte("waiting")); err != nil {
+		t.Fatal(err)
+	}
+	f := accept(t, l)
+	time.Sleep(10 * idle) // the stream is being opened
+	// Had the flow ended as idle, this would start another one.
+	if _, err := client.Write([]byte("more")); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFrames(t, f, 2, 64); string(got[0]) != "waiting" || string(got[1]) != "more" {
+		t.Fatalf("frames %q, want both datagrams in the one flow", got)
+	}
+	_ = f.SetReadDeadline(time.Now().Add(testTimeout))
+	if n, err := f.Read(make([]byte, 64)); n != 0 || err != io.EOF {
+		t.Fatalf("Read once idle = %d, %v; want io.EOF", n, err)
+	}
+}

@@ -59,6 +59,13 @@ func (q *queue) push(d []byte) (dropped int, ok bool) {
 
 func (q *queue) len() int { return len(q.items) - q.head }
 
+// waiting returns how many datagrams are queued.
+func (q *queue) waiting() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.len()
+}
+
 func (q *queue) signal() {
 	select {
 	case q.wake <- struct{}{}:
