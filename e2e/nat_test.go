@@ -209,9 +209,9 @@ func echoTransfer(t *testing.T, ns, addr string, size int) (firstByte, total tim
 	return firstByte, total, nil
 }
 
-// watchEvents follows n's events (`p2pd events --json`, run in n's
+// natEvents follows n's events (`p2pd events --json`, run in n's
 // namespace) until the test ends.
-func watchEvents(t *testing.T, n *node) <-chan api.Event {
+func natEvents(t *testing.T, n *node) <-chan api.Event {
 	t.Helper()
 	cmd := exec.Command("ip", "netns", "exec", n.netns, bin, "events", "--json", "--repo", n.repo)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -322,7 +322,7 @@ func findAndForward(t *testing.T, a, b *node, ns string) string {
 func TestNATHolePunch(t *testing.T) {
 	l := newNATLab(t, "")
 	r, a, b, _, ns := natPeers(t, l)
-	aEvents := watchEvents(t, a)
+	aEvents := natEvents(t, a)
 	fwd := findAndForward(t, a, b, ns)
 
 	first, total, err := echoTransfer(t, l.ns("b"), fwd, 16<<20)
@@ -504,7 +504,7 @@ func TestNATAutoReachability(t *testing.T) {
 	l := newNATLab(t, "")
 	r, rAddr := l.relay()
 	a := l.daemon("a", "--listen", "/ip4/0.0.0.0/tcp/4001", "--bootstrap", rAddr, "--relay", rAddr)
-	events := watchEvents(t, a)
+	events := natEvents(t, a)
 	circuit := "/ip4/" + natRelayIP + "/tcp/4001/p2p/" + r.id + "/p2p-circuit/p2p/" + a.id
 	waitEvent(t, events, "reachability_changed to private", func(ev api.Event) bool {
 		return ev.Type == api.EventReachabilityChanged && ev.Reachability == "private"
