@@ -95,9 +95,12 @@ func peerName(t target) string {
 // fail answers a request with status and the gateway's message, and logs
 // it; t is the request's target, if it has one.
 func (g *Gateway) fail(w http.ResponseWriter, r *http.Request, t *target, status int, msg string) {
-	kv := []any{"status", status, "method", r.Method, "path", r.URL.Path, "client", r.RemoteAddr, "err", msg}
+	kv := []any{"status", status, "method", r.Method, "client", r.RemoteAddr, "err", msg}
 	if t != nil {
-		kv = append(kv, "peer", peerName(*t), "protocol", t.proto)
+		// r may be the request to the peer: name the gateway's path.
+		kv = append(kv, "path", t.prefix+t.rest, "peer", peerName(*t), "protocol", t.proto)
+	} else {
+		kv = append(kv, "path", r.URL.Path)
 	}
 	if status >= 500 {
 		log.Warnw("gateway: request failed", kv...)
