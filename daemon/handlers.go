@@ -103,6 +103,9 @@ func (d *Daemon) handleConnect(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// maxFindTimeout bounds a find request's timeout.
+const maxFindTimeout = 10 * time.Minute
+
 // handleFind queries the DHT for the rendezvous string until it finds at
 // least one peer or the timeout passes (an empty list is then the answer).
 func (d *Daemon) handleFind(w http.ResponseWriter, r *http.Request) error {
@@ -113,15 +116,27 @@ func (d *Daemon) handleFind(w http.ResponseWriter, r *http.Request) error {
 	if req.Rendezvous == "" {
 		return badRequest("rendezvous string is empty")
 	}
+	if err := discovery.ValidateRendezvous(req.Rendezvous); err != nil {
+		return badRequest("invalid rendezvous: %v", err)
+	}
 	timeout := time.Duration(req.Timeout)
-	if timeout <= 0 {
+	switch {
+	case timeout < 0:
+		return badRequest("invalid timeout %s: must be positive (or absent for the default)", timeout)
+	case timeout > maxFindTimeout:
+		return badRequest("invalid timeout %s: at most %s", timeout, maxFindTimeout)
+	case timeout == 0:
 		timeout = d.cfg.findTimeout
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
 	out := []api.FoundPeer{}
+	asked := false // whether the DHT had peers to ask at some point
 	for {
 		found, err := d.disc.FindAll(ctx, req.Rendezvous)
+		if !errors.Is(err, discovery.ErrNoPeers) && d.disc.RoutingTableSize() > 0 {
+			asked = true
+		}
 		if errors.Is(err, discovery.ErrDHTOff) {
 			return withStatus(http.StatusConflict, api.CodeConflict, errors.New("the DHT is off on this daemon (--dht off): find needs it"))
 		}
@@ -145,6 +160,11 @@ func (d *Daemon) handleFind(w http.ResponseWriter, r *http.Request) error {
 	}
 	if r.Context().Err() != nil {
 		return r.Context().Err()
+	}
+	if len(out) == 0 && !asked {
+		return withStatus(http.StatusServiceUnavailable, api.CodeUnavailable, fmt.Errorf(
+			"no DHT peers yet: nothing found for %q in this node's own records, and no other node could be asked (the DHT routing table stayed empty for %s: check the bootstrap peers)",
+			req.Rendezvous, timeout))
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

@@ -15,10 +15,12 @@ var (
 	// when it is called again.
 	ErrClosed = errors.New("discovery service closed")
 
-	// ErrNoPeers is returned by Advertise, FindPeers and FindAll while the
-	// DHT routing table is empty: the node has not (yet) reached any DHT
-	// peer, usually because no bootstrap peer answered.
-	ErrNoPeers = errors.New("no DHT peers yet (routing table empty): check the bootstrap peers")
+	// ErrNoPeers is returned by Advertise and FindAll while the DHT routing
+	// table is empty: the node has not (yet) reached any DHT server,
+	// usually because no bootstrap peer answered, or all its peers are DHT
+	// clients. Only this node's own records were used: Advertise stored
+	// the record locally, FindAll returns what the local store holds.
+	ErrNoPeers = errors.New("no DHT peers yet: the routing table is empty, so no other node could be asked (check the bootstrap peers)")
 
 	// ErrNoAddrs is returned by Advertise when, after the address filter,
 	// the node has no address left to announce. The DHT would otherwise

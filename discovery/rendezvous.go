@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -9,8 +10,6 @@ import (
 
 // Rendezvous timings.
 const (
-	readyPollMin      = 25 * time.Millisecond // routing-table polling, first interval
-	readyPollMax      = time.Second
 	advertiseRetryMin = time.Second // after a failed advertise
 	advertiseRetryMax = time.Minute
 	advertiseAgainMax = 3 * time.Hour // the longest TTL RoutingDiscovery returns
@@ -80,15 +79,11 @@ func (s *Service) Leave(ns string) {
 
 // rendezvous is the loop of one joined string; it returns when ctx ends.
 func (s *Service) rendezvous(ctx context.Context, ns string) {
-	s.mu.Lock()
-	d := s.dht
-	s.mu.Unlock()
+	// No waiting for DHT peers: with none, Advertise still stores the
+	// record where peers asking this node find it, and FindPeers serves
+	// the records peers stored here (a DHT server whose peers are all DHT
+	// clients has an empty routing table for good).
 	log.Infow("joining rendezvous", "source", ns)
-	for poll := readyPollMin; d.RoutingTable().Size() == 0; poll = min(2*poll, readyPollMax) {
-		if !sleep(ctx, poll) {
-			return
-		}
-	}
 	advertised := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() { s.advertiseLoop(ctx, ns, advertised) })
@@ -110,9 +105,12 @@ func (s *Service) advertiseLoop(ctx context.Context, ns string, advertised chan<
 			return
 		}
 		wait := timer.next(ttl, err)
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrNoPeers):
+			log.Infow("advertised in this node's own records only: no DHT peers yet; retrying", "source", ns, "retry_in", wait.String())
+		case err != nil:
 			log.Warnw("advertising failed; retrying", "source", ns, "retry_in", wait.String(), "err", err)
-		} else {
+		default:
 			log.Debugw("advertised", "source", ns, "ttl", ttl.String(), "next", wait.String())
 		}
 		if !sleep(ctx, wait) {

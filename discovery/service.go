@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	logging "github.com/ipfs/go-log/v2"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/discovery"
@@ -19,6 +20,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/routing"
 	drouting "github.com/libp2p/go-libp2p/p2p/discovery/routing"
 	ma "github.com/multiformats/go-multiaddr"
+	mh "github.com/multiformats/go-multihash"
 )
 
 var log = logging.Logger("p2pd/discovery")
@@ -213,9 +215,12 @@ func ctxErr(ctx, life context.Context) error {
 
 // Advertise announces this node in the DHT under ns, once, and returns how
 // long the announcement should be considered valid (at most 3 h; pass
-// discovery.TTL for less). It fails with ErrNoPeers while the routing table is
-// empty and with ErrNoAddrs when the address filter leaves nothing to
-// announce. Join runs Advertise in a loop.
+// discovery.TTL for less). The record always goes into this node's own
+// provider store, so peers that ask this node find it even when it knows
+// no other DHT server (all its peers are DHT clients). While the routing
+// table is empty that is all it can do: it returns ErrNoPeers. It fails
+// with ErrNoAddrs when the address filter leaves nothing to announce. Join
+// runs Advertise in a loop.
 func (s *Service) Advertise(ctx context.Context, ns string, opts ...discovery.Option) (time.Duration, error) {
 	if ns == "" {
 		return 0, errEmptyNS
@@ -225,11 +230,18 @@ func (s *Service) Advertise(ctx context.Context, ns string, opts ...discovery.Op
 		return 0, fmt.Errorf("advertising %q: %w", ns, err)
 	}
 	defer s.wg.Done()
-	if hd.d.RoutingTable().Size() == 0 {
-		return 0, fmt.Errorf("advertising %q: %w", ns, ErrNoPeers)
-	}
 	if len(hd.d.FilteredAddrs()) == 0 {
 		return 0, fmt.Errorf("advertising %q: %w", ns, ErrNoAddrs)
+	}
+	if hd.d.RoutingTable().Size() == 0 {
+		key, err := nsKey(ns)
+		if err != nil {
+			return 0, fmt.Errorf("advertising %q: %w", ns, err)
+		}
+		if err := hd.d.Provide(ctx, key, false); err != nil { // local store only
+			return 0, fmt.Errorf("advertising %q in this node's own records: %w", ns, err)
+		}
+		return 0, fmt.Errorf("advertising %q: stored in this node's own records only: %w", ns, ErrNoPeers)
 	}
 	qctx, cancel := bound(ctx, hd.life)
 	defer cancel()
@@ -243,32 +255,52 @@ func (s *Service) Advertise(ctx context.Context, ns string, opts ...discovery.Op
 	return ttl, nil
 }
 
+// nsKey is the DHT key of a rendezvous string, as RoutingDiscovery derives
+// it (a raw CIDv1 of the string's SHA-256), so records stored here and
+// records stored through RoutingDiscovery meet.
+func nsKey(ns string) (cid.Cid, error) {
+	h, err := mh.Sum([]byte(ns), mh.SHA2_256, -1)
+	if err != nil {
+		return cid.Undef, err
+	}
+	return cid.NewCidV1(cid.Raw, h), nil
+}
+
 var errEmptyNS = errors.New("empty rendezvous string")
 
 // FindPeers looks up the peers advertising ns. The channel yields each peer
 // at most once, never this node, never a peer without an address, and only
 // addresses the address filter keeps; it closes when the DHT query ends, ctx
 // ends or the service closes. Drain it or cancel ctx. Options: discovery.Limit
-// (default 100; 0 for a complete query). It fails with ErrNoPeers while the
-// routing table is empty.
+// (default 100; 0 for a complete query). While the routing table is empty
+// it yields the records this node's own provider store holds (peers that
+// advertised to it), and FindAll reports ErrNoPeers.
 func (s *Service) FindPeers(ctx context.Context, ns string, opts ...discovery.Option) (<-chan peer.AddrInfo, error) {
+	ch, _, err := s.findPeers(ctx, ns, opts...)
+	return ch, err
+}
+
+// findPeers is FindPeers; localOnly reports that no other node was asked.
+func (s *Service) findPeers(ctx context.Context, ns string, opts ...discovery.Option) (_ <-chan peer.AddrInfo, localOnly bool, _ error) {
 	if ns == "" {
-		return nil, errEmptyNS
+		return nil, false, errEmptyNS
 	}
 	hd, err := s.acquire()
 	if err != nil {
-		return nil, fmt.Errorf("finding peers for %q: %w", ns, err)
-	}
-	if hd.d.RoutingTable().Size() == 0 {
-		s.wg.Done()
-		return nil, fmt.Errorf("finding peers for %q: %w", ns, ErrNoPeers)
+		return nil, false, fmt.Errorf("finding peers for %q: %w", ns, err)
 	}
 	qctx, cancel := bound(ctx, hd.life)
-	in, err := hd.disc.FindPeers(qctx, ns, opts...)
+	var in <-chan peer.AddrInfo
+	if hd.d.RoutingTable().Size() == 0 {
+		localOnly = true
+		in, err = localRecords(qctx, hd.d, ns)
+	} else {
+		in, err = hd.disc.FindPeers(qctx, ns, opts...)
+	}
 	if err != nil {
 		cancel()
 		s.wg.Done()
-		return nil, fmt.Errorf("finding peers for %q: %w", ns, err)
+		return nil, false, fmt.Errorf("finding peers for %q: %w", ns, err)
 	}
 	out := make(chan peer.AddrInfo)
 	go func() { // owned by the query: ends with it, counted in s.wg
@@ -292,7 +324,25 @@ func (s *Service) FindPeers(ctx context.Context, ns string, opts ...discovery.Op
 			}
 		}
 	}()
-	return out, nil
+	return out, localOnly, nil
+}
+
+// localRecords yields the providers of ns in d's own provider store.
+func localRecords(ctx context.Context, d *dht.IpfsDHT, ns string) (<-chan peer.AddrInfo, error) {
+	key, err := nsKey(ns)
+	if err != nil {
+		return nil, err
+	}
+	provs, err := d.ProviderStore().GetProviders(ctx, key.Hash())
+	if err != nil {
+		return nil, err
+	}
+	ch := make(chan peer.AddrInfo, len(provs))
+	for _, p := range provs {
+		ch <- p
+	}
+	close(ch)
+	return ch, nil
 }
 
 // usable applies the rules every found peer goes through: not this node, the
@@ -314,9 +364,11 @@ func (s *Service) usable(ai peer.AddrInfo) (peer.AddrInfo, bool) {
 // FindAll runs one complete DHT query for ns and returns the peers found,
 // one entry per peer with its addresses merged, filtered as by FindPeers. The
 // slice is empty, not nil, when nobody was found. If ctx ends first it
-// returns what it found so far together with the context's error.
+// returns what it found so far together with the context's error. While
+// the routing table is empty it returns the records of this node's own
+// provider store with an error wrapping ErrNoPeers.
 func (s *Service) FindAll(ctx context.Context, ns string) ([]peer.AddrInfo, error) {
-	ch, err := s.FindPeers(ctx, ns, discovery.Limit(0))
+	ch, localOnly, err := s.findPeers(ctx, ns, discovery.Limit(0))
 	if err != nil {
 		return []peer.AddrInfo{}, err
 	}
@@ -333,6 +385,9 @@ func (s *Service) FindAll(ctx context.Context, ns string) ([]peer.AddrInfo, erro
 	s.mu.Unlock()
 	if closed {
 		return found, fmt.Errorf("finding peers for %q: %w", ns, ErrClosed)
+	}
+	if localOnly {
+		return found, fmt.Errorf("finding peers for %q: only this node's own records were searched: %w", ns, ErrNoPeers)
 	}
 	return found, nil
 }

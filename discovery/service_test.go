@@ -85,10 +85,10 @@ func TestLifecycle(t *testing.T) {
 	}
 	_, err = s.Advertise(ctx, "x")
 	wantErr(t, "Advertise with an empty routing table", err, ErrNoPeers,
-		`advertising "x": no DHT peers yet (routing table empty): check the bootstrap peers`)
+		`advertising "x": stored in this node's own records only: `+ErrNoPeers.Error())
 	_, err = s.FindAll(ctx, "x")
 	wantErr(t, "FindAll with an empty routing table", err, ErrNoPeers,
-		`finding peers for "x": no DHT peers yet (routing table empty): check the bootstrap peers`)
+		`finding peers for "x": only this node's own records were searched: `+ErrNoPeers.Error())
 	if _, err := s.Advertise(ctx, ""); err == nil || err.Error() != "empty rendezvous string" {
 		t.Errorf("Advertise(\"\"): got %v", err)
 	}
@@ -155,7 +155,7 @@ func TestUnreachableBootstrap(t *testing.T) {
 		}
 		_, err := n.s.Advertise(t.Context(), "x")
 		wantErr(t, "Advertise", err, ErrNoPeers,
-			`advertising "x": no DHT peers yet (routing table empty): check the bootstrap peers`)
+			`advertising "x": stored in this node's own records only: `+ErrNoPeers.Error())
 	})
 
 	t.Run("unreachable and reachable", func(t *testing.T) {

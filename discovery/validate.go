@@ -3,6 +3,8 @@ package discovery
 import (
 	"errors"
 	"fmt"
+	"unicode"
+	"unicode/utf8"
 )
 
 // ValidateMode checks a DHT mode name the way the Mode option does, for
@@ -21,6 +23,30 @@ func ValidateMode(m string) error {
 func ValidatePrefix(p string) error {
 	if err := validPrefix(p); err != nil {
 		return fmt.Errorf("a DHT protocol prefix %w", err)
+	}
+	return nil
+}
+
+// MaxRendezvousLen is the longest rendezvous string accepted.
+const MaxRendezvousLen = 1024
+
+// ValidateRendezvous checks a rendezvous string: non-empty, at most
+// MaxRendezvousLen bytes of UTF-8, no control characters (they would garble
+// logs and the text output that shows it). The error names the rule broken,
+// without repeating the value.
+func ValidateRendezvous(ns string) error {
+	switch {
+	case ns == "":
+		return errEmptyNS
+	case len(ns) > MaxRendezvousLen:
+		return fmt.Errorf("rendezvous string is %d bytes long, the limit is %d", len(ns), MaxRendezvousLen)
+	case !utf8.ValidString(ns):
+		return errors.New("rendezvous string is not valid UTF-8")
+	}
+	for i, r := range ns {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("rendezvous string contains a control character (%q at byte %d); these are not allowed", r, i)
+		}
 	}
 	return nil
 }

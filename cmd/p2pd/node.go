@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"time"
 
 	"github.com/p2pd/p2pd/api"
+	"github.com/p2pd/p2pd/client"
 	"github.com/p2pd/p2pd/version"
 )
 
@@ -107,6 +109,8 @@ var findCmd = &command{
   STRING  the rendezvous string peers advertise with ` + "`p2pd daemon --rendezvous STRING`" + `
 
 The search ends as soon as peers are found, or after --timeout (then the list is empty).
+With no DHT peers to ask and nothing in this node's own records, it fails with
+"no DHT peers yet: ..." (exit 1; with --json the error is also printed as JSON).
 
 OUTPUT
   One line per peer: ID ADDRESS...
@@ -125,6 +129,11 @@ EXAMPLES
 			return usagef("invalid --timeout value %s: must be positive", *timeout)
 		}
 		found, err := k.cl.Find(ctx, k.pos[0], *timeout)
+		var ce *client.Error
+		if errors.As(err, &ce) && ce.Code == api.CodeUnavailable && k.cf.json {
+			// Nothing could be asked (no DHT peers): say so in JSON too.
+			_ = printJSONLine(e.stdout, api.Error{Message: ce.Message, Code: ce.Code})
+		}
 		if err != nil {
 			return explain(err)
 		}
