@@ -2,6 +2,8 @@ package discovery
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,8 +22,13 @@ const (
 
 // bootstrapLoop keeps the node in the DHT: whenever the routing table is
 // empty it connects to all bootstrap peers in parallel, then waits and
-// checks again, backing off while the table stays empty. Unreachable peers
-// are logged; they are never an error. It returns when ctx ends.
+// checks again, backing off while the table stays empty. It returns when
+// ctx ends.
+//
+// What it logs is meant for a person reading the daemon's output: when no
+// bootstrap peer answers, one warning that says so, why, and what still
+// works; then quiet retries (debug); then one line when the node has
+// joined the DHT. Each unreachable peer is a debug message.
 func (s *Service) bootstrapLoop(ctx context.Context, d *dht.IpfsDHT, peers []peer.AddrInfo) {
 	peers = withoutPeer(peers, s.h.ID())
 	if len(peers) == 0 {
@@ -29,7 +36,8 @@ func (s *Service) bootstrapLoop(ctx context.Context, d *dht.IpfsDHT, peers []pee
 		return
 	}
 	delay := bootstrapRetryMin
-	for round := 1; ; round++ {
+	warned, joined := false, false
+	for {
 		if d.RoutingTable().Size() > 0 {
 			delay = bootstrapRetryMin
 			if !sleep(ctx, bootstrapCheck) {
@@ -37,58 +45,95 @@ func (s *Service) bootstrapLoop(ctx context.Context, d *dht.IpfsDHT, peers []pee
 			}
 			continue
 		}
-		if n := s.connectAll(ctx, peers, round == 1); n > 0 {
+		n, firstErr := s.connectAll(ctx, peers)
+		if n > 0 {
 			// Connected peers join the routing table once identify and a
 			// lookup check succeed; Bootstrap also starts a refresh.
 			if err := d.Bootstrap(ctx); err != nil {
 				log.Debugw("triggering a DHT refresh", "err", err)
 			}
+		} else if !warned && ctx.Err() == nil {
+			log.Warn(s.unreachableText(len(peers), firstErr))
+			warned = true
 		}
 		if !sleep(ctx, delay) {
 			return
 		}
 		if size := d.RoutingTable().Size(); size > 0 {
-			log.Infow("joined the DHT", "routing_table", size)
+			if !joined || warned {
+				log.Infof("joined the DHT: %d peers in the routing table", size)
+			}
+			joined, warned = true, false
 			continue
 		}
 		delay = min(2*delay, bootstrapRetryMax)
-		log.Warnw("DHT routing table still empty; retrying bootstrap", "bootstrap_peers", len(peers), "retry_in", delay.String())
+		log.Debugw("DHT routing table still empty; retrying bootstrap", "bootstrap_peers", len(peers), "retry_in", delay.String())
 	}
 }
 
+// unreachableText is the warning for n bootstrap peers none of which
+// answered, err being the first failure.
+func (s *Service) unreachableText(n int, err error) string {
+	what := fmt.Sprintf("any of the %d bootstrap peers", n)
+	if n == 1 {
+		what = "the bootstrap peer"
+	}
+	lan := "LAN peers are still found by mDNS"
+	if !s.cfg.mdns {
+		lan = "mDNS is off, so no peer will be found until one is reachable"
+	}
+	return fmt.Sprintf("cannot reach %s (%s); %s; see README 'A private network' to run your own; retrying quietly",
+		what, dialReason(err), lan)
+}
+
+// dialReason is the gist of a failed dial for a one-line message: the
+// cause given for the last address tried ("connection refused", "no route
+// to host", "context deadline exceeded").
+func dialReason(err error) string {
+	if err == nil {
+		return "no answer"
+	}
+	msg := strings.TrimSpace(err.Error())
+	if i := strings.LastIndexByte(msg, '\n'); i >= 0 {
+		msg = strings.TrimSpace(msg[i+1:])
+	}
+	if i := strings.LastIndex(msg, ": "); i >= 0 {
+		msg = msg[i+2:]
+	}
+	return msg
+}
+
 // connectAll connects to peers in parallel, each attempt bounded by the
-// connect timeout, and returns how many succeeded. Failures are warnings on
-// the first round and debug messages afterwards.
-func (s *Service) connectAll(ctx context.Context, peers []peer.AddrInfo, loud bool) int {
+// connect timeout, and returns how many succeeded and the first failure.
+func (s *Service) connectAll(ctx context.Context, peers []peer.AddrInfo) (int, error) {
 	var (
-		wg sync.WaitGroup
-		mu sync.Mutex // guards ok
-		ok int
+		wg       sync.WaitGroup
+		mu       sync.Mutex // guards ok and firstErr
+		ok       int
+		firstErr error
 	)
 	for _, ai := range peers {
 		wg.Go(func() {
 			cctx, cancel := context.WithTimeout(ctx, s.cfg.connectTO)
 			defer cancel()
 			err := s.h.Connect(cctx, ai)
+			mu.Lock()
+			defer mu.Unlock()
 			if err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				if loud {
-					log.Warnw("bootstrap peer unreachable", "peer", ai.ID, "addr", ai.Addrs, "err", err)
-				} else {
+				if ctx.Err() == nil {
 					log.Debugw("bootstrap peer unreachable", "peer", ai.ID, "addr", ai.Addrs, "err", err)
+					if firstErr == nil {
+						firstErr = err
+					}
 				}
 				return
 			}
 			log.Debugw("connected to bootstrap peer", "peer", ai.ID)
-			mu.Lock()
 			ok++
-			mu.Unlock()
 		})
 	}
 	wg.Wait()
-	return ok
+	return ok, firstErr
 }
 
 // withoutPeer returns peers minus id, one entry per peer (the addresses of

@@ -104,7 +104,11 @@ func (c *connector) handle(ctx context.Context, ai peer.AddrInfo) {
 		wait := backoff(st.failures)
 		st.next = c.now().Add(wait)
 		c.mu.Unlock()
-		log.Infow("cannot connect to found peer", "source", c.source, "peer", ai.ID, "addr", ai.Addrs, "retry_in", wait.String(), "err", err)
+		if st.failures == 1 { // retries are quiet
+			log.Infow("cannot connect to found peer", "source", c.source, "peer", ai.ID, "retry_in", wait.String(), "err", dialReason(err))
+		} else {
+			log.Debugw("cannot connect to found peer", "source", c.source, "peer", ai.ID, "addr", ai.Addrs, "retry_in", wait.String(), "err", err)
+		}
 		return
 	}
 	st.failures, st.next, st.reported = 0, time.Time{}, true

@@ -66,6 +66,12 @@ type Config struct {
 	// Announce are extra addresses to announce (a public address not on
 	// an interface).
 	Announce []string `json:"announce,omitempty"`
+
+	// LogLevel is the level of p2pd's own logs: debug, info, warn or
+	// error; empty is info. GOLOG_LOG_LEVEL, when set, wins.
+	LogLevel string `json:"log_level,omitempty"`
+	// LogFormat is text or json; empty is text.
+	LogFormat string `json:"log_format,omitempty"`
 }
 
 // DefaultListen are the listen addresses of a daemon started with no

@@ -91,6 +91,7 @@ type daemonFlags struct {
 	udpIdle     time.Duration
 	nat         natFlags
 	gateway     gatewayFlags
+	log         logFlags
 }
 
 func (f *daemonFlags) register(fs *flag.FlagSet) {
@@ -110,6 +111,7 @@ func (f *daemonFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.udpIdle, "udp-idle-timeout", udpflow.DefaultIdleTimeout, "close a UDP flow after this long without a datagram either way")
 	f.nat.register(fs)
 	f.gateway.register(fs)
+	f.log.register(fs)
 	fs.IntVar(&f.maxProcs, "max-procs", 0, "run on at most `N` cores at once (0: half the cores, at least 1, unless $GOMAXPROCS says otherwise)")
 }
 
@@ -149,6 +151,7 @@ func (f *daemonFlags) merge(fs *flag.FlagSet, cfg *repo.Config) {
 	})
 	f.nat.merge(fs, cfg)
 	f.gateway.merge(fs, cfg)
+	f.log.merge(fs, cfg)
 }
 
 // options turns settings into daemon options. set reports whether a field
@@ -234,6 +237,9 @@ func daemonOptions(cfg repo.Config, fromFlag func(string) bool, cfgFile string) 
 	if err != nil {
 		return nil, err
 	}
+	if err := checkLogSettings(cfg, src); err != nil {
+		return nil, err
+	}
 	gopts, err := gatewayOptions(cfg, src)
 	if err != nil {
 		return nil, err
@@ -309,6 +315,7 @@ EXAMPLES
 		if err != nil {
 			return err
 		}
+		applyLogSettings(cfg)
 		opts = append(opts, daemon.Output(e.stdout))
 		if n := maxProcs(cfg.MaxProcs, os.Getenv("GOMAXPROCS"), runtime.GOMAXPROCS(0)); n > 0 {
 			runtime.GOMAXPROCS(n)

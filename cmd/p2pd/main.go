@@ -19,14 +19,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
-
-	logging "github.com/ipfs/go-log/v2"
-	"github.com/libp2p/go-libp2p/gologshim"
 )
 
 // Exit codes.
@@ -179,16 +175,4 @@ func formatFlags(fs *flag.FlagSet) string {
 		b.WriteString("\n")
 	})
 	return b.String()
-}
-
-// setupLogging routes go-libp2p's slog output through go-log, so
-// GOLOG_LOG_LEVEL governs every library's logs. Without GOLOG_LOG_LEVEL,
-// p2pd's own loggers show warnings and the libraries only errors.
-func setupLogging() {
-	gologshim.SetDefaultHandler(logging.SlogHandler())
-	slog.SetDefault(slog.New(logging.SlogHandler()))
-	if os.Getenv("GOLOG_LOG_LEVEL") == "" {
-		logging.SetAllLoggers(logging.LevelError)
-		_ = logging.SetLogLevelRegex("p2pd/.*", "warn")
-	}
 }

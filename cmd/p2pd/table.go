@@ -41,6 +41,12 @@ func shortenIDs(s string) string {
 	return peerIDPattern.ReplaceAllStringFunc(s, shortPeer)
 }
 
+// flat puts a message on one line: a dial error lists each address
+// tried on a line of its own.
+func flat(msg string) string {
+	return strings.Join(strings.Fields(msg), " ")
+}
+
 // ago says how long before now t was, in a unit a person reads at once.
 func ago(t, now time.Time) string {
 	d := now.Sub(t)
@@ -96,10 +102,10 @@ func writeListeners(w, errw io.Writer, ls []api.Listener, tty bool, now time.Tim
 		for _, l := range ls {
 			fmt.Fprintf(w, "%s %s %s\n", l.Protocol, l.ListenAddress, l.TargetAddress)
 			if l.State == api.StateFailed {
-				fmt.Fprintf(errw, "%s %s: failed to restore: %s\n", l.Protocol, l.ListenAddress, l.LastError)
+				fmt.Fprintf(errw, "%s %s: failed to restore: %s\n", l.Protocol, l.ListenAddress, flat(l.LastError))
 			} else if l.LastError != "" {
 				// stdout stays one line per listener for scripts.
-				fmt.Fprintf(errw, "%s %s: last error: %s\n", l.Protocol, l.ListenAddress, l.LastError)
+				fmt.Fprintf(errw, "%s %s: last error: %s\n", l.Protocol, l.ListenAddress, flat(l.LastError))
 			}
 		}
 		return
@@ -135,7 +141,7 @@ func writeListeners(w, errw io.Writer, ls []api.Listener, tty bool, now time.Tim
 		}
 		lastErr := "-"
 		if l.LastError != "" {
-			lastErr = l.LastError
+			lastErr = flat(l.LastError)
 			if l.LastErrorAt != nil {
 				lastErr += " (" + ago(*l.LastErrorAt, now) + ")"
 			}
