@@ -1,6 +1,7 @@
 package client_test
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"runtime"
@@ -62,7 +63,10 @@ func startInProcess(t *testing.T) inProcess {
 func TestNeverReadingSubscriberDoesNotSlowTransfer(t *testing.T) {
 	const size = 256 << 20
 	a, b := startInProcess(t), startInProcess(t)
-	ctx := testContext(t)
+	// Five 256 MiB transfers under -race on a busy 2-core machine can take
+	// minutes: the deadline is a safety net, not a measure.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
 	ca, cb := newClient(t, &client.Config{Repo: a.repo}), newClient(t, &client.Config{Repo: b.repo})
 
 	sink, results := startSink(t, nil)
