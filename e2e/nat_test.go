@@ -145,8 +145,9 @@ func (l *natLab) relay(extra ...string) (*node, string) {
 }
 
 // dialIn connects to addr (host:port) from inside namespace ns: the socket
-// is made on an OS thread moved into ns, which then ends with its
-// goroutine rather than being reused.
+// is made on an OS thread moved into ns and back. The thread must survive:
+// children started with Pdeathsig (every daemon here) die with the thread
+// that started them, which may be this one.
 func dialIn(ns, addr string) (net.Conn, error) {
 	type result struct {
 		c   net.Conn
@@ -154,18 +155,30 @@ func dialIn(ns, addr string) (net.Conn, error) {
 	}
 	ch := make(chan result, 1)
 	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with us
-		f, err := os.Open("/var/run/netns/" + ns)
+		runtime.LockOSThread()
+		home, err := os.Open("/proc/thread-self/ns/net")
 		if err != nil {
+			runtime.UnlockOSThread()
 			ch <- result{err: err}
 			return
 		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+		defer home.Close()
+		target, err := os.Open("/var/run/netns/" + ns)
+		if err != nil {
+			runtime.UnlockOSThread()
+			ch <- result{err: err}
+			return
+		}
+		defer target.Close()
+		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
 			ch <- result{err: fmt.Errorf("setns %s: %w", ns, err)}
 			return
 		}
 		c, err := net.DialTimeout("tcp", addr, 30*time.Second)
+		if unix.Setns(int(home.Fd()), unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread() // back home: the thread may be reused
+		} // else the thread stays locked and ends with this goroutine
 		ch <- result{c, err}
 	}()
 	r := <-ch
@@ -215,6 +228,13 @@ func natEvents(t *testing.T, n *node) <-chan api.Event {
 	t.Helper()
 	cmd := exec.Command("ip", "netns", "exec", n.netns, bin, "events", "--json", "--repo", n.repo)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	errb := &lockedBuffer{}
+	cmd.Stderr = errb
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("p2pd events of %s: stderr: %s", n.id, errb.String())
+		}
+	})
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
