@@ -24,6 +24,7 @@ OUTPUT
     peer_disconnected  PEER
     stream_opened      ID PROTOCOL PEER
     stream_closed      ID PROTOCOL PEER in=BYTES out=BYTES [error=REASON]
+                       (a UDP flow adds datagrams_in=N datagrams_out=N dropped=N after out=)
     listener_added     KIND PROTOCOL LISTEN TARGET
     listener_removed   KIND PROTOCOL LISTEN TARGET
     reachability_changed  REACHABILITY
@@ -76,6 +77,10 @@ func formatEvent(ev api.Event) string {
 			parts = append(parts, fmt.Sprint(s.ID), s.Protocol, s.Peer)
 			if ev.Type == api.EventStreamClosed {
 				parts = append(parts, fmt.Sprintf("in=%d", s.BytesIn), fmt.Sprintf("out=%d", s.BytesOut))
+				if s.DatagramsIn != nil && s.DatagramsOut != nil && s.Dropped != nil { // a UDP flow
+					parts = append(parts, fmt.Sprintf("datagrams_in=%d", *s.DatagramsIn),
+						fmt.Sprintf("datagrams_out=%d", *s.DatagramsOut), fmt.Sprintf("dropped=%d", *s.Dropped))
+				}
 			}
 		}
 		if ev.Error != "" {

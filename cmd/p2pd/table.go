@@ -176,7 +176,11 @@ func writeStreams(w io.Writer, ss []api.Stream, tty bool, now time.Time) {
 		in, out := bytesText(s.BytesIn), bytesText(s.BytesOut)
 		if s.DatagramsIn != nil && s.DatagramsOut != nil {
 			in += fmt.Sprintf(" (%d dgrams)", *s.DatagramsIn)
-			out += fmt.Sprintf(" (%d dgrams)", *s.DatagramsOut)
+			if s.Dropped != nil && *s.Dropped > 0 {
+				out += fmt.Sprintf(" (%d dgrams, %d dropped)", *s.DatagramsOut, *s.Dropped)
+			} else {
+				out += fmt.Sprintf(" (%d dgrams)", *s.DatagramsOut)
+			}
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Protocol, s.OriginAddress,
 			shortenIDs(s.TargetAddress), in, out, age(s.Started, now))
