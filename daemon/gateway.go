@@ -3,10 +3,12 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 
+	"github.com/p2pd/p2pd/discovery"
 	"github.com/p2pd/p2pd/gateway"
 )
 
@@ -32,7 +34,11 @@ func (d *Daemon) startGateway(ctx context.Context) error {
 	if gc.addr == nil {
 		return nil
 	}
-	g, err := gateway.New(gc.addr, d.listeners, d.streams, gc.opts...)
+	opts := gc.opts
+	if d.cfg.dhtMode != discovery.ModeOff {
+		opts = append(slices.Clip(opts), gateway.WithRendezvousFinder(d.disc)) // URLs naming @NAME
+	}
+	g, err := gateway.New(gc.addr, d.listeners, d.streams, opts...)
 	if err != nil {
 		return err
 	}

@@ -368,17 +368,22 @@ func TestGatewayErrors(t *testing.T) {
 		{"service silent", gwURL(t, a, b.id, "/x/stuck", "/"), http.StatusGatewayTimeout, "did not answer within 1s"},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			resp, err := c.Get(tc.url)
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != tc.status || !strings.Contains(string(body), tc.want) {
-				t.Fatalf("status %d, body %q; want %d and %q", resp.StatusCode, body, tc.status, tc.want)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { wantAnswer(t, c, tc.url, tc.status, tc.want) })
+	}
+}
+
+// wantAnswer fetches url and checks the status and that the body contains
+// want.
+func wantAnswer(t *testing.T, c *http.Client, url string, status int, want string) {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != status || !strings.Contains(string(body), want) {
+		t.Fatalf("GET %s: status %d, body %q; want %d and %q", url, resp.StatusCode, body, status, want)
 	}
 }
 
@@ -401,5 +406,39 @@ func TestGatewayFlags(t *testing.T) {
 		if r.code == 0 || !strings.Contains(r.stderr, tc.want) {
 			t.Errorf("daemon %v: %s\nwant a failure saying %q", tc.args, r, tc.want)
 		}
+	}
+}
+
+// TestGatewayRendezvousName reaches a peer's web service by the rendezvous
+// name it advertises (/p2p/@NAME/...), on a private DHT.
+func TestGatewayRendezvousName(t *testing.T) {
+	const ns = "e2e-gw-team"
+	nodes := network(t, "/e2e-gw-name", 3, map[int][]string{
+		1: {"--rendezvous", ns},
+		2: {"--gateway", "127.0.0.1:0"},
+	})
+	b, a := nodes[1], nodes[2]
+	webService(t, b, "/x/web", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "served by b")
+	}))
+	eventually(t, time.Minute, func() error {
+		var found []foundPeer
+		a.mustJSON(&found, "find", ns, "--timeout", "10s")
+		if len(found) == 0 {
+			return fmt.Errorf("nobody found advertising %s yet", ns)
+		}
+		return nil
+	})
+	c := httpClient(t, 1)
+	for _, tc := range []struct {
+		url    string
+		status int
+		want   string
+	}{
+		{gwURL(t, a, "@"+ns, "/x/web", "/"), http.StatusOK, "served by b"},
+		{gwURL(t, a, "@"+ns, "/x/other", "/"), http.StatusNotFound, "no peer advertising @" + ns + " serves /x/other"},
+		{gwURL(t, a, "@nobody-"+ns, "/x/web", "/"), http.StatusBadGateway, "no peer advertising @nobody-" + ns + " serves /x/web"},
+	} {
+		wantAnswer(t, c, tc.url, tc.status, tc.want)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -30,14 +31,13 @@ func (g *Gateway) dial(ctx context.Context, origin ma.Multiaddr) (net.Conn, erro
 	defer stop()
 
 	t := ex.target
+	var s network.Stream
+	var err error
 	if t.name != "" {
-		id, err := g.cfg.resolver.Resolve(ctx, t.name, t.proto)
-		if err != nil {
-			return nil, &openError{target: t, err: fmt.Errorf("finding a peer for @%s: %w", t.name, err), timedOut: ctx.Err() != nil}
-		}
-		t.peer = id
+		s, t.peer, err = g.openByName(ctx, t)
+	} else {
+		s, err = g.open.OpenStream(ctx, peer.AddrInfo{ID: t.peer}, t.proto)
 	}
-	s, err := g.open.OpenStream(ctx, t.peer, t.proto)
 	if err != nil {
 		return nil, &openError{target: t, err: err, timedOut: ctx.Err() != nil}
 	}

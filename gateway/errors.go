@@ -42,6 +42,10 @@ func (g *Gateway) explain(ex *exchange, err error) (int, string) {
 	if errors.As(err, &oe) {
 		t = oe.target
 		switch {
+		case isNotServedByName(oe.err):
+			return http.StatusNotFound, oe.err.Error()
+		case t.name != "" && oe.err != nil && !oe.timedOut:
+			return http.StatusBadGateway, oe.err.Error()
 		case notServed(oe.err):
 			return http.StatusNotFound, fmt.Sprintf("peer %s does not serve %s", t.peer, t.proto)
 		case errors.Is(oe.err, listeners.ErrSelfTarget):
@@ -54,6 +58,9 @@ func (g *Gateway) explain(ex *exchange, err error) (int, string) {
 	if sc := ex.conn.Load(); sc != nil {
 		t = sc.target
 		if serr := sc.s.failure(); serr != nil {
+			if t.name != "" && g.names != nil {
+				g.names.failed(nameKey{name: t.name, proto: t.proto}, t.peer)
+			}
 			if notServed(serr) {
 				return http.StatusNotFound, fmt.Sprintf("peer %s does not serve %s", t.peer, t.proto)
 			}

@@ -6,7 +6,9 @@
 //
 // is sent as an HTTP/1.1 request for /PATH (query kept) over a stream to
 // PEER speaking /x/PROTOCOL, which the peer serves with an ordinary
-// `p2pd listen` in front of its web server.
+// `p2pd listen` in front of its web server. PEER is a peer ID, or @NAME
+// for a peer advertising rendezvous NAME that serves the protocol (with
+// WithRendezvousFinder).
 //
 // The HTTP work is net/http's: an httputil.ReverseProxy whose transport
 // dials streams instead of TCP connections. Bodies stream both ways without
@@ -66,19 +68,13 @@ var log = logging.Logger("p2pd/gateway")
 // the peer (and looking it up) first when needed. *listeners.Registry
 // satisfies it.
 type StreamOpener interface {
-	OpenStream(ctx context.Context, p peer.ID, proto protocol.ID) (network.Stream, error)
+	OpenStream(ctx context.Context, p peer.AddrInfo, proto protocol.ID) (network.Stream, error)
 }
 
 // Bridger takes a stream and a local connection over and copies bytes
 // between them. *streams.Registry satisfies it.
 type Bridger interface {
 	Bridge(s network.Stream, c net.Conn, origin, target ma.Multiaddr) (streams.Info, error)
-}
-
-// NameResolver picks a peer that advertises a rendezvous name and serves a
-// protocol, for URLs that name their peer as @NAME.
-type NameResolver interface {
-	Resolve(ctx context.Context, name string, proto protocol.ID) (peer.ID, error)
 }
 
 // ErrRemoteAddr is returned (wrapped with the address) by CheckAddr and New
@@ -92,6 +88,7 @@ type Gateway struct {
 	open   StreamOpener
 	bridge Bridger
 	proxy  *httputil.ReverseProxy
+	names  *names // nil without a RendezvousFinder
 
 	// Set by Start, read-only afterwards.
 	bound ma.Multiaddr
@@ -139,6 +136,9 @@ func New(addr ma.Multiaddr, open StreamOpener, bridge Bridger, opts ...Option) (
 		open:    open,
 		bridge:  bridge,
 		clients: make(map[net.Conn]*client),
+	}
+	if cfg.finder != nil {
+		g.names = &names{find: cfg.finder, known: map[nameKey]*nameEntry{}}
 	}
 	// net/http's own complaints (a client that sent garbage, a body copy
 	// cut short) are the gateway's debug log; its answers are logged by
@@ -332,7 +332,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 		g.fail(w, r, nil, http.StatusBadRequest, err.Error())
 		return
 	}
-	if t.name != "" && g.cfg.resolver == nil {
+	if t.name != "" && g.names == nil {
 		g.fail(w, r, &t, http.StatusBadRequest, fmt.Sprintf("peer @%s: this daemon cannot pick peers by rendezvous name; use a peer ID", t.name))
 		return
 	}

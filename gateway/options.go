@@ -32,7 +32,7 @@ type config struct {
 	allowRemote bool
 	timeout     time.Duration
 	idleTimeout time.Duration
-	resolver    NameResolver
+	finder      RendezvousFinder
 }
 
 func defaultConfig() config {
@@ -81,15 +81,15 @@ func IdleTimeout(d time.Duration) Option {
 	}
 }
 
-// WithNameResolver lets URLs name their peer as @NAME: r picks a peer
-// advertising rendezvous NAME that serves the protocol. Without it such
-// URLs get 400.
-func WithNameResolver(r NameResolver) Option {
+// WithRendezvousFinder lets URLs name their peer as @NAME: a peer found
+// advertising rendezvous NAME through f that serves the protocol, the same
+// one while it works. Without it such URLs get 400.
+func WithRendezvousFinder(f RendezvousFinder) Option {
 	return func(c *config) error {
-		if r == nil {
-			return errors.New("name resolver is nil")
+		if f == nil {
+			return errors.New("rendezvous finder is nil")
 		}
-		c.resolver = r
+		c.finder = f
 		return nil
 	}
 }
