@@ -401,7 +401,7 @@ func TestTunnelRuleErrors(t *testing.T) {
 		{"forward target without peer", a, []string{"forward", "/x/a", "/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/tcp/1"}, 2, `invalid TARGET value "/ip4/127.0.0.1/tcp/1"`},
 		{"listen bad target", b, []string{"listen", "/x/a", "nonsense"}, 2, `invalid TARGET value "nonsense"`},
 		{"listen missing target", b, []string{"listen", "/x/a"}, 2, "missing TARGET"},
-		{"bad allow-peer", b, []string{"listen", "/x/a", svc.maddr(), "--allow-peer", "bob"}, 2, `invalid --allow-peer value "bob"`},
+		{"bad allow-peer", b, []string{"listen", "/x/a", svc.maddr(), "--allow-peer", "bob"}, 2, `invalid --allow-peer: not a peer ID: "bob"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
