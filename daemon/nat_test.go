@@ -10,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/p2pd/p2pd/api"
 	"github.com/p2pd/p2pd/client"
@@ -42,9 +43,14 @@ func statusOf(t *testing.T, d *Daemon) *api.Status {
 	return st
 }
 
-// relayAddr is d's first listen address with its peer ID.
+// relayAddr is d's loopback listen address with its peer ID.
 func relayAddr(d *Daemon) ma.Multiaddr {
-	return d.Host().Addrs()[0].Encapsulate(ma.StringCast("/p2p/" + d.Host().ID().String()))
+	for _, a := range d.Host().Addrs() {
+		if manet.IsIPLoopback(a) {
+			return a.Encapsulate(ma.StringCast("/p2p/" + d.Host().ID().String()))
+		}
+	}
+	panic("no loopback address")
 }
 
 func mustRelays(t *testing.T, addrs ...ma.Multiaddr) Option {
@@ -193,5 +199,29 @@ func TestStatusWithoutRelay(t *testing.T) {
 			t.Errorf("reachability %v: %+v", tt.reach, st)
 		}
 		d.Close()
+	}
+}
+
+// TestRelayAllowPeerAndAnnounce: a relay restricted to other peers refuses
+// a reservation, and status says so; an announced address is announced.
+func TestRelayAllowPeerAndAnnounce(t *testing.T) {
+	noDHT := DHT("off", "/daemontest")
+	other := start(t, newRepo(t), noDHT)
+	rc := nat.DefaultRelayConfig()
+	rc.AllowPeers = []peer.ID{other.Host().ID()}
+	pub := ma.StringCast("/ip4/203.0.113.7/tcp/4001") // TEST-NET: never dialled
+	r := start(t, newRepo(t), noDHT, RelayService(rc), Announce(pub))
+	if rs := statusOf(t, r); !slices.Contains(rs.Announced, pub.String()+"/p2p/"+rs.ID) ||
+		rs.RelayService == nil || !slices.Equal(rs.RelayService.AllowPeers, []string{other.Host().ID().String()}) {
+		t.Fatalf("relay status: %+v", rs)
+	}
+	a := start(t, newRepo(t), noDHT, mustRelays(t, relayAddr(r)), Reachability(network.ReachabilityPrivate))
+	var st *api.Status
+	waitFor(t, "the refused reservation in status", func() bool {
+		st = statusOf(t, a)
+		return len(st.Relays) == 1 && st.Relays[0].Error != ""
+	})
+	if st.Relays[0].Active || !strings.Contains(st.Relays[0].Error, "the relay refused a reservation") {
+		t.Fatalf("status: %+v", st.Relays[0])
 	}
 }

@@ -368,7 +368,7 @@ func (nopTracer) Trace(*holepunch.Event) {}
 // TestAnnounceAndNATService shows announced addresses joining the host's
 // own, once each, and that the AutoNAT service and a tracer build.
 func TestAnnounceAndNATService(t *testing.T) {
-	pub := ma.StringCast("/ip4/1.2.3.4/tcp/4001")
+	pub := ma.StringCast("/ip4/203.0.113.7/tcp/4001") // TEST-NET: never dialled
 	h := newHost(t, ListenAddrs(loopTCP), AnnounceAddrs(pub, pub), NATService(true), HolePunchTracer(nopTracer{}))
 	n := 0
 	for _, a := range h.Addrs() {

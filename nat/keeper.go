@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -266,6 +267,9 @@ func (k *Keeper) active(id peer.ID) bool {
 // update records the outcome of an attempt (rsvp nil: no reservation now),
 // announces the new set of circuit addresses and reports the change.
 func (k *Keeper) update(id peer.ID, rsvp *client.Reservation, err error) {
+	if err != nil { // go-libp2p lists failed dials one per line
+		err = errors.New(strings.Join(strings.Fields(err.Error()), " "))
+	}
 	r := Reservation{Relay: id, Err: err}
 	if rsvp != nil {
 		r.Active = true
