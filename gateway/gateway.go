@@ -153,7 +153,11 @@ func New(addr ma.Multiaddr, open StreamOpener, bridge Bridger, opts ...Option) (
 		ModifyResponse: g.modifyResponse,
 		ErrorHandler:   g.proxyError,
 		BufferPool:     newBufPool(bufferSize),
-		ErrorLog:       errLog,
+		// Pass on each piece of a body as it comes (a response that
+		// trickles, or stays open, reaches the client at once): the
+		// pieces are the copy buffer's size when data flows fast.
+		FlushInterval: -1,
+		ErrorLog:      errLog,
 	}
 	return g, nil
 }

@@ -526,3 +526,41 @@ func TestCloseWithRequestsInFlight(t *testing.T) {
 	}
 	waitFor(t, "the gateway's streams to end", func() bool { return a.s.Len() == 0 })
 }
+
+// TestStreamsResetEndsTheExchange checks that a response's first bytes
+// reach the client while the service holds the rest, and that resetting
+// the exchange's stream in the registry (`p2pd streams close`) cuts the
+// client's response.
+func TestStreamsResetEndsTheExchange(t *testing.T) {
+	a, b := newNode(t), newNode(t)
+	started := make(chan struct{}, 1)
+	serveWeb(t, b, webProto, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "1000000")
+		w.Write(make([]byte, 1000))
+		http.NewResponseController(w).Flush()
+		started <- struct{}{}
+		<-r.Context().Done()
+	}))
+	connect(t, a, b)
+	g := startGateway(t, a)
+	resp, err := newClient(t).Get(gwURL(t, g, b.h.ID(), webProto, "/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	<-started
+	// What the service sent so far arrives without waiting for the rest.
+	if _, err := io.ReadFull(resp.Body, make([]byte, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	ss := a.s.List()
+	if len(ss) != 1 {
+		t.Fatalf("%d streams during the exchange, want 1: %+v", len(ss), ss)
+	}
+	if err := a.s.Reset(ss[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := io.Copy(io.Discard, resp.Body); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("read %d bytes of an exchange whose stream was reset, error %v; want an unexpected EOF", n, err)
+	}
+}

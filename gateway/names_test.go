@@ -74,3 +74,18 @@ func TestRendezvousName(t *testing.T) {
 	wantStatus(t, newClient(t), base+"/p2p/@nobody/x/web/http/", http.StatusBadGateway,
 		"no peer advertising @nobody serves /x/web yet")
 }
+
+// stuckRendezvous never answers a lookup before its context ends.
+type stuckRendezvous struct{}
+
+func (stuckRendezvous) FindAll(ctx context.Context, _ string) ([]peer.AddrInfo, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+func TestRendezvousLookupTimesOut(t *testing.T) {
+	a := newNode(t)
+	g := startGateway(t, a, WithRendezvousFinder(stuckRendezvous{}), Timeout(testTimeoutShort))
+	wantStatus(t, newClient(t), baseURL(t, g)+"/p2p/@team/x/web/http/", http.StatusGatewayTimeout,
+		"peer @team not reached within "+testTimeoutShort.String())
+}
