@@ -22,23 +22,15 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/p2pd/p2pd/internal/leakcheck"
 	"github.com/p2pd/p2pd/version"
 	"github.com/prometheus/client_golang/prometheus"
-	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if code == 0 {
-		// Some of go-libp2p's background goroutines (autorelay's among them)
-		// end shortly after Close; once, on a loaded machine, later than
-		// goleak's own patience (about half a second). Give them up to 10 s
-		// before calling anything a leak.
-		err := goleak.Find()
-		for deadline := time.Now().Add(10 * time.Second); err != nil && time.Now().Before(deadline); err = goleak.Find() {
-			time.Sleep(200 * time.Millisecond)
-		}
-		if err != nil {
+		if err := leakcheck.Find(); err != nil {
 			fmt.Fprintf(os.Stderr, "goleak: goroutines left after the tests: %v\n", err)
 			code = 1
 		}
