@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"html"
 	"math"
+	"slices"
 	"strings"
 )
 
@@ -11,8 +12,7 @@ import (
 type bar struct {
 	label          string
 	s              summary
-	target         float64    // 0: none
-	kubo           [2]float64 // range; zero: none
+	target         float64 // 0: none
 	color          string
 	higherIsBetter bool
 }
@@ -29,36 +29,54 @@ const (
 	colQUIC  = "#7aa6d6"
 	colRef   = "#8c8c8c"
 	colPlain = "#c9c9c9"
+	colKubo  = "#ff9f1c"
 )
 
 // renderChart draws the throughput and latency ratios to direct loopback
-// TCP as an SVG: medians as bars, min–max as whiskers, the targets as red
-// ticks and kubo's figures as orange ones.
+// TCP as an SVG: medians as bars, min–max as whiskers, and as red ticks
+// the targets set relative to kubo (drawn where kubo was measured).
 func renderChart(res *Results) string {
 	tput1, tputn := res.find("tput1"), res.find("tputn")
 	rtt, conn := res.find("rtt"), res.find("connect")
 	n := res.Settings.ParallelConns
+	// vsKubo places a target of factor × kubo's ratio to direct.
+	vsKubo := func(f *Figure, factor float64) float64 {
+		if k := f.ratio(pathKubo, pathDirect); k.ok() {
+			return factor * k.Median
+		}
+		return 0
+	}
 	panels := []panel{
 		{title: "Throughput ÷ direct loopback TCP (higher is better)", floor: 1, bars: []bar{
-			{label: "p2pd forward, 1 conn., TCP", s: tput1.ratio(pathP2PD, pathDirect), target: 0.36, kubo: [2]float64{0.17, 0.19}, color: colP2PD},
+			{label: "p2pd forward, 1 conn., TCP", s: tput1.ratio(pathP2PD, pathDirect), target: vsKubo(tput1, 1.5), color: colP2PD},
 			{label: "p2pd forward, 1 conn., QUIC", s: tput1.ratio(pathP2PDQUIC, pathDirect), color: colQUIC},
+			{label: "kubo p2p forward, 1 conn.", s: tput1.ratio(pathKubo, pathDirect), color: colKubo},
 			{label: "reference tunnel, 1 conn.", s: tput1.ratio(pathRef, pathDirect), color: colRef},
 			{label: "plain relay, 1 conn.", s: tput1.ratio(pathPlain, pathDirect), color: colPlain},
-			{label: fmt.Sprintf("p2pd forward, %d conn., TCP", n), s: tputn.ratio(pathP2PD, pathDirect), target: 0.34, kubo: [2]float64{0.13, 0.17}, color: colP2PD},
+			{label: fmt.Sprintf("p2pd forward, %d conn., TCP", n), s: tputn.ratio(pathP2PD, pathDirect), target: vsKubo(tputn, 1.5), color: colP2PD},
 			{label: fmt.Sprintf("p2pd forward, %d conn., QUIC", n), s: tputn.ratio(pathP2PDQUIC, pathDirect), color: colQUIC},
+			{label: fmt.Sprintf("kubo p2p forward, %d conn.", n), s: tputn.ratio(pathKubo, pathDirect), color: colKubo},
 			{label: fmt.Sprintf("reference tunnel, %d conn.", n), s: tputn.ratio(pathRef, pathDirect), color: colRef},
 			{label: fmt.Sprintf("plain relay, %d conn.", n), s: tputn.ratio(pathPlain, pathDirect), color: colPlain},
 		}},
 		{title: "Latency ÷ direct loopback TCP (lower is better)", floor: 7, bars: []bar{
-			{label: "p2pd, 64-byte round trip, TCP", s: rtt.ratio(pathP2PD, pathDirect), target: 2, kubo: [2]float64{2.9, 2.9}, color: colP2PD},
+			{label: "p2pd, 64-byte round trip, TCP", s: rtt.ratio(pathP2PD, pathDirect), target: vsKubo(rtt, 0.6), color: colP2PD},
 			{label: "p2pd, 64-byte round trip, QUIC", s: rtt.ratio(pathP2PDQUIC, pathDirect), color: colQUIC},
+			{label: "kubo, 64-byte round trip", s: rtt.ratio(pathKubo, pathDirect), color: colKubo},
 			{label: "reference, 64-byte round trip", s: rtt.ratio(pathRef, pathDirect), color: colRef},
 			{label: "plain relay, 64-byte round trip", s: rtt.ratio(pathPlain, pathDirect), color: colPlain},
-			{label: "p2pd, connect to first byte, TCP", s: conn.ratio(pathP2PD, pathDirect), target: 3, kubo: [2]float64{6.1, 6.1}, color: colP2PD},
+			{label: "p2pd, connect to first byte, TCP", s: conn.ratio(pathP2PD, pathDirect), target: vsKubo(conn, 0.6), color: colP2PD},
 			{label: "p2pd, connect to first byte, QUIC", s: conn.ratio(pathP2PDQUIC, pathDirect), color: colQUIC},
+			{label: "kubo, connect to first byte", s: conn.ratio(pathKubo, pathDirect), color: colKubo},
 			{label: "reference, connect to first byte", s: conn.ratio(pathRef, pathDirect), color: colRef},
 			{label: "plain relay, connect to first byte", s: conn.ratio(pathPlain, pathDirect), color: colPlain},
 		}},
+	}
+	for i := range panels {
+		if !tput1.ratio(pathKubo, pathDirect).ok() {
+			// Not measured: no empty kubo rows.
+			panels[i].bars = slices.DeleteFunc(panels[i].bars, func(b bar) bool { return b.color == colKubo })
+		}
 	}
 
 	const (
@@ -81,7 +99,7 @@ func renderChart(res *Results) string {
 			if b.s.ok() {
 				scale = max(scale, b.s.Max)
 			}
-			scale = max(scale, b.target, b.kubo[1])
+			scale = max(scale, b.target)
 		}
 		scale = niceCeil(scale)
 		x := func(v float64) float64 { return left + (right-left)*v/scale }
@@ -95,13 +113,9 @@ func renderChart(res *Results) string {
 				for _, v := range []float64{b.s.Min, b.s.Max} {
 					fmt.Fprintf(&body, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" class="whisker"/>`+"\n", x(v), mid-4, x(v), mid+4)
 				}
-				fmt.Fprintf(&body, `<text x="%.1f" y="%d" class="value">%s×</text>`+"\n", x(max(b.s.Max, b.kubo[1]))+6, mid+4, num(b.s.Median))
+				fmt.Fprintf(&body, `<text x="%.1f" y="%d" class="value">%s×</text>`+"\n", x(max(b.s.Max, b.target))+6, mid+4, num(b.s.Median))
 			} else {
 				fmt.Fprintf(&body, `<text x="%d" y="%d" class="value">not measured</text>`+"\n", left+4, mid+4)
-			}
-			if b.kubo[1] > 0 {
-				fmt.Fprintf(&body, `<rect x="%.1f" y="%d" width="%.1f" height="%d" class="kubo"/>`+"\n",
-					x(b.kubo[0])-1.5, y+2, x(b.kubo[1])-x(b.kubo[0])+3, rowH-4)
 			}
 			if b.target > 0 {
 				fmt.Fprintf(&body, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" class="target"/>`+"\n", x(b.target), y+1, x(b.target), y+rowH-1)
@@ -129,17 +143,15 @@ func renderChart(res *Results) string {
 	}{
 		{func(x int) string { return swatch(x, ly, colP2PD) }, "p2pd over TCP"},
 		{func(x int) string { return swatch(x, ly, colQUIC) }, "p2pd over QUIC"},
+		{func(x int) string { return swatch(x, ly, colKubo) }, "kubo p2p forward"},
 		{func(x int) string { return swatch(x, ly, colRef) }, "reference tunnel"},
 		{func(x int) string { return swatch(x, ly, colPlain) }, "plain relay (no encryption)"},
 		{func(x int) string {
 			return fmt.Sprintf(`<line x1="%d" y1="%d" x2="%d" y2="%d" class="whisker"/>`, x, ly+5, x+14, ly+5)
 		}, "min–max"},
 		{func(x int) string {
-			return fmt.Sprintf(`<rect x="%d" y="%d" width="6" height="12" class="kubo"/>`, x+4, ly-1)
-		}, "kubo"},
-		{func(x int) string {
 			return fmt.Sprintf(`<line x1="%d" y1="%d" x2="%d" y2="%d" class="target"/>`, x+7, ly-2, x+7, ly+12)
-		}, "target"},
+		}, "target (1.5× kubo's throughput, 0.6× its latency)"},
 	}
 	lx := 10
 	for _, it := range items {
@@ -170,7 +182,6 @@ func renderChart(res *Results) string {
 .one{stroke:#444;stroke-width:1;stroke-dasharray:2,2}
 .whisker{stroke:#111;stroke-width:1.5}
 .target{stroke:#d62728;stroke-width:2.5}
-.kubo{fill:#ff9f1c;fill-opacity:0.6}
 </style>
 <rect width="100%" height="100%" fill="white"/>
 `)

@@ -91,24 +91,27 @@ func serveConns(ln net.Listener, handle func(net.Conn), wg *sync.WaitGroup) {
 	}
 }
 
-// sink reads everything and answers with the count.
+// sink reads an 8-byte big-endian length and that many bytes, and answers
+// with the count it read.
 func sink(c net.Conn) {
+	var hdr [8]byte
+	if _, err := io.ReadFull(c, hdr[:]); err != nil {
+		return
+	}
+	want := int64(binary.BigEndian.Uint64(hdr[:]))
 	buf := make([]byte, 256<<10)
 	var n int64
-	for {
-		m, err := c.Read(buf)
+	for n < want {
+		m, err := c.Read(buf[:min(int64(len(buf)), want-n)])
 		n += int64(m)
-		if err == io.EOF {
-			break
-		}
 		if err != nil {
-			return
+			break
 		}
 	}
 	var ack [8]byte
 	binary.BigEndian.PutUint64(ack[:], uint64(n))
-	if _, err := c.Write(ack[:]); err == nil {
-		_ = c.(*net.TCPConn).CloseWrite()
+	if _, err := c.Write(ack[:]); err != nil {
+		return
 	}
 	// Wait for the client to close, so it keeps the TIME_WAIT state.
 	_, _ = c.Read(buf[:1])

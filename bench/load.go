@@ -26,8 +26,11 @@ var payload = func() []byte {
 
 var dialer = net.Dialer{Timeout: 30 * time.Second}
 
-// sendBulk sends size bytes to the sink at addr, half-closes and waits for
-// the sink's count. It returns the time from dialing to the count.
+// sendBulk sends size bytes to the sink at addr, announced by an 8-byte
+// big-endian length, and waits for the sink's count. It returns the time
+// from dialing to the count. The length prefix, rather than a half-close,
+// marks the end of the data: kubo's forward closes both directions as soon
+// as either ends, so a half-close would cut the count off on that path.
 func sendBulk(ctx context.Context, addr string, size int64) (time.Duration, error) {
 	t0 := time.Now()
 	c, err := dialer.DialContext(ctx, "tcp", addr)
@@ -37,15 +40,17 @@ func sendBulk(ctx context.Context, addr string, size int64) (time.Duration, erro
 	defer c.Close()
 	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Now()) })
 	defer stop()
+	var hdr [8]byte
+	binary.BigEndian.PutUint64(hdr[:], uint64(size))
+	if _, err := c.Write(hdr[:]); err != nil {
+		return 0, fmt.Errorf("sending to %s: %w", addr, err)
+	}
 	for left := size; left > 0; {
 		n, err := c.Write(payload[:min(int64(len(payload)), left)])
 		left -= int64(n)
 		if err != nil {
 			return 0, fmt.Errorf("sending to %s: %w", addr, err)
 		}
-	}
-	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
-		return 0, err
 	}
 	var ack [8]byte
 	if _, err := io.ReadFull(c, ack[:]); err != nil {

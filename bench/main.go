@@ -59,6 +59,7 @@ type settings struct {
 	keep       bool
 	render     string  // re-render the reports from this results.json instead of measuring
 	compare    variant // a second p2pd to measure side by side; bin "" for none
+	kubo       string  // kubo's ipfs binary; "" when kubo is not measured
 	settleIdle time.Duration
 }
 
@@ -101,6 +102,7 @@ func parseFlags() (settings, error) {
 	fs.StringVar(&s.render, "render", "", "measure nothing: write the report, chart and (with -publish) BENCHMARKS.md again from this `results.json`")
 	fs.BoolVar(&s.keep, "keep", false, "keep the work directory (repos, logs of every process)")
 	compare := fs.String("compare", "", "also measure a forward through this other p2pd `BINARY` (path \"p2pd-b\"), e.g. a build before a change")
+	fs.StringVar(&s.kubo, "kubo", "", "also measure kubo's ipfs p2p forward between two kubo daemons run from this `ipfs` binary (bench/kubo/build.sh builds it)")
 	compareEnv := fs.String("compare-env", "", "comma-separated `K=V` environment of the -compare daemons (alone: the same binary with this environment)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return s, err
@@ -283,6 +285,21 @@ func run() error {
 	}
 	if r.s.compare.bin != "" {
 		r.res.Settings.Compare = strings.TrimSpace(r.s.compare.bin + " " + strings.Join(r.s.compare.env, " "))
+	}
+	if why := kuboMissing(r.s.kubo); why != "" {
+		r.s.kubo = ""
+		r.res.Settings.KuboMissing = why
+		logf("%s", why)
+	} else {
+		if r.s.kubo, err = filepath.Abs(r.s.kubo); err != nil {
+			return err
+		}
+		v, err := exec.CommandContext(ctx, r.s.kubo, "version", "--number").Output()
+		if err != nil {
+			return fmt.Errorf("-kubo %s: asking its version: %w", r.s.kubo, err)
+		}
+		r.res.Settings.Kubo = fmt.Sprintf("%s (kubo %s)", r.s.kubo, strings.TrimSpace(string(v)))
+		logf("kubo: %s", r.res.Settings.Kubo)
 	}
 	logf("machine: %s, %d cores, %.1f GiB, load %s", r.res.Machine.CPU, r.res.Machine.Cores,
 		r.res.Machine.MemoryGiB, r.res.Machine.LoadAvg)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -26,8 +27,106 @@ func (r *runner) idleConns(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		if r.s.kubo == "" || n > kuboIdleMax {
+			continue
+		}
+		res, err = r.kuboIdleOnce(ctx, n, echo)
+		if err != nil {
+			res.Error = err.Error()
+			logf("kubo idle %d: %v", n, err)
+		}
+		r.res.Idle = append(r.res.Idle, res)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 	}
 	return nil
+}
+
+// kuboIdleMax is the largest idle-connection count kubo is measured at:
+// the figure the comparison needs is the one at 1,000.
+const kuboIdleMax = 1000
+
+// kuboIdleOnce is idleOnce through a forward between two kubo daemons; it
+// measures RSS only (kubo's runtime metrics are not read).
+func (r *runner) kuboIdleOnce(ctx context.Context, n int, echo string) (Idle, error) {
+	res := Idle{N: n, Path: pathKubo}
+	ps := &pathSet{}
+	defer ps.stop()
+	p := path{}
+	var ds [2]*kuboDaemon
+	for i, role := range []string{"a", "b"} {
+		d, err := r.startKubo(ctx, fmt.Sprintf("kubo-idle%d-%s", n, role))
+		if d != nil {
+			ps.procs = append(ps.procs, d.child)
+		}
+		if err != nil {
+			return res, err
+		}
+		ds[i] = d
+	}
+	a, b := ds[0], ds[1]
+	if err := b.listen(ctx, protoEcho, echo); err != nil {
+		return res, err
+	}
+	fwd, err := a.forward(ctx, protoEcho, b.p2pAddr())
+	if err != nil {
+		return res, err
+	}
+	p.echo = fwd
+	if _, err := firstByte(ctx, fwd); err != nil {
+		return res, fmt.Errorf("first connection: %w", err)
+	}
+	time.Sleep(r.s.settleIdle)
+	rssOf := func() ([2]int64, error) {
+		var out [2]int64
+		for i, d := range ds {
+			st, err := readProc(d.pid())
+			if err != nil {
+				return out, err
+			}
+			out[i] = st.RSS
+		}
+		return out, nil
+	}
+	before, err := rssOf()
+	if err != nil {
+		return res, err
+	}
+	logf("kubo idle connections: opening %d through one forward", n)
+	t0 := time.Now()
+	conns, failed, ferr := openIdle(ctx, fwd, n, 64)
+	defer closeAll(conns)
+	res.OpenSeconds = time.Since(t0).Seconds()
+	res.Opened = len(conns)
+	time.Sleep(r.s.settleIdle)
+	after, err := rssOf()
+	if err != nil {
+		return res, err
+	}
+	if out, err := a.ipfs(ctx, "p2p", "stream", "ls", "--enc=json"); err == nil {
+		var ls struct{ Streams []json.RawMessage }
+		if json.Unmarshal([]byte(out), &ls) == nil {
+			res.Streams = len(ls.Streams)
+		}
+	}
+	bad, cerr := checkIdle(conns, 256)
+	res.Working = len(conns) - bad
+	for i := range 2 {
+		res.RSSBeforeMiB[i] = float64(before[i]) / (1 << 20)
+		res.RSSAfterMiB[i] = float64(after[i]) / (1 << 20)
+	}
+	res.KiBPerConnA = float64(after[0]-before[0]) / 1024 / float64(n)
+	res.KiBPerConnB = float64(after[1]-before[1]) / 1024 / float64(n)
+	logf("kubo idle %d: opened %d in %.1f s, %d working, %d streams; RSS per connection %.1f KiB (forwarding), %.1f KiB (listening)",
+		n, res.Opened, res.OpenSeconds, res.Working, res.Streams, res.KiBPerConnA, res.KiBPerConnB)
+	switch {
+	case failed > 0:
+		return res, fmt.Errorf("%d of %d connections failed to open; first: %w", failed, n, ferr)
+	case bad > 0:
+		return res, fmt.Errorf("%d of %d open connections failed the second echo; first: %w", bad, n, cerr)
+	}
+	return res, nil
 }
 
 func (r *runner) idleOnce(ctx context.Context, n int, echo string) (Idle, error) {
@@ -172,6 +271,25 @@ func (r *runner) startup(ctx context.Context) error {
 		}
 		idle.add(pathP2PD, float64(st.RSS)/(1<<20))
 		logf("startup, rep %d: %.0f ms to the API, idle RSS %.1f MiB", i+1, last(start, pathP2PD), last(idle, pathP2PD))
+		if r.s.kubo == "" {
+			continue
+		}
+		k, err := r.startKubo(ctx, fmt.Sprintf("kubo-start%d", i))
+		if err != nil {
+			if k != nil {
+				k.stop()
+			}
+			return err
+		}
+		start.add(pathKubo, float64(k.startup)/float64(time.Millisecond))
+		time.Sleep(r.s.settleIdle)
+		st, err = readProc(k.pid())
+		k.stop()
+		if err != nil {
+			return err
+		}
+		idle.add(pathKubo, float64(st.RSS)/(1<<20))
+		logf("startup, rep %d: kubo %.0f ms to ready, idle RSS %.1f MiB", i+1, last(start, pathKubo), last(idle, pathKubo))
 	}
 	return nil
 }

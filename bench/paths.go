@@ -78,6 +78,13 @@ func (r *runner) setupPaths(ctx context.Context, rep int, sink, echo, certFile, 
 	if r.s.compare.bin != "" {
 		ps.paths = append(ps.paths, cmp)
 	}
+	if r.s.kubo != "" {
+		kubo, err := r.kuboPath(ctx, ps, fmt.Sprintf("kubo%d", rep), sink, echo)
+		if err != nil {
+			return ps, err
+		}
+		ps.paths = append(ps.paths, kubo)
+	}
 
 	// Warm every path up: connections, handshakes, buffers.
 	for _, p := range ps.paths {

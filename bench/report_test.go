@@ -114,14 +114,17 @@ func TestSpliceFile(t *testing.T) {
 func TestReportAndChart(t *testing.T) {
 	res := &Results{Settings: Settings{Reps: 2, ParallelConns: 8, Nodes: 50, BulkBytes: 1 << 30, WriteSize: writeSize}}
 	tput := res.figure("tput1", "throughput", "MiB/s", true)
-	for _, v := range [][3]float64{{400, 1000, 700}, {500, 1000, 900}} {
+	for _, v := range [][4]float64{{400, 1000, 700, 200}, {500, 1000, 900, 400}} {
 		tput.add(pathP2PD, v[0])
 		tput.add(pathDirect, v[1])
 		tput.add(pathPlain, v[2])
+		tput.add(pathKubo, v[3])
 	}
 	cpu := res.figure("cpu1", "cpu", "core-s/GiB", false)
 	cpu.add(pathP2PD, 3)
 	cpu.add(pathPlain, 1.5)
+	cpu.add(pathRef, 2.5)
+	cpu.add(pathKubo, 6)
 	res.figure("cipher", "aes", "core-s/GiB", false).add(pathCipher, 0.5)
 	start := res.figure("startup", "start", "ms", false)
 	start.add(pathP2PD, 20)
@@ -129,15 +132,16 @@ func TestReportAndChart(t *testing.T) {
 
 	md := renderReport(res, "chart.svg", "results.json")
 	for _, want := range []string{
-		"| Throughput, 1 connection | MiB/s | 450 (400–500) | 1000 | – | 800 (700–900) | 0.45× (0.40–0.50) | – | 0.80× (0.70–0.90) |",
-		"| 1 connection ≥ 0.36× direct (kubo 0.17–0.19×) | 0.45× (0.40–0.50) | yes | 0.80× (0.70–0.90), would meet it |",
-		"| 1 connection ≥ 0.8× the reference tunnel | – | not measured | – |",
-		"| ≤ 1.0 core-second of daemon CPU per GiB, both daemons (kubo 2.1) | 3.00 core-s/GiB | no | 1.50 core-s/GiB; with encryption at least 2.00 (+ 0.50 for AES-GCM), misses it too |",
+		"| Throughput, 1 connection | MiB/s | 450 (400–500) | 300 (200–400) | 1000 | – | 800 (700–900) | 1.62× (1.25–2.00) | 0.45× (0.40–0.50) | – | 0.80× (0.70–0.90) |",
+		"| 1 connection ≥ 1.5× kubo | 1.62× (1.25–2.00) | yes | 2.88× (2.25–3.50), would meet it |",
+		"| 1 connection ≥ 1.15× the reference tunnel | – | not measured | – |",
+		"| CPU per GiB, both daemons, ≤ 0.85× the reference tunnel | 1.20× | no | 1.50 core-s/GiB; with AES-GCM (+ 0.50) at least 2.00, 0.80× the reference |",
+		"| CPU per GiB, both daemons, ≤ 0.7× kubo | 0.50× | yes | 0.25×, would meet it |",
 		"Encryption alone (AES-128-GCM, sealing and opening 16 KiB records as TLS 1.3 does, one core, measured in the harness between the transfers): 0.50 core-s per GiB.",
 		"| daemon start to API ready ≤ 300 ms | 20.0 ms | yes |",
 		"| 10000 concurrent connections through one forward, all working | 10000 of 10000 | yes |",
-		"| ≤ 10 KiB of RSS per idle connection per daemon (kubo 21.7) | 9.0 KiB (forwarding), 11.0 KiB (listening), at 10000 | no |",
-		"| 64-byte round trip ≤ 2× direct (kubo 2.9×) | – | not measured |",
+		"| ≤ 8 KiB of RSS per idle forwarded connection per daemon | 9.0 KiB (forwarding), 11.0 KiB (listening), at 10000 | no |",
+		"| 64-byte round trip ≤ 0.6× kubo | – | not measured |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
@@ -155,12 +159,25 @@ func TestReportAndChart(t *testing.T) {
 			break
 		}
 	}
-	for _, item := range []string{">reference tunnel<", ">plain relay (no encryption)<"} {
+	for _, item := range []string{">reference tunnel<", ">plain relay (no encryption)<", ">kubo p2p forward<"} {
 		if n := strings.Count(svg, item); n != 1 {
 			t.Errorf("the legend has %s %d times, want once", item, n)
 		}
 	}
 	if !strings.Contains(svg, "0.45×") {
 		t.Fatalf("chart lacks the 0.45× median of the 1-connection ratio")
+	}
+	if !strings.Contains(svg, ">kubo p2p forward, 1 conn.<") || !strings.Contains(svg, "0.30×") {
+		t.Fatalf("chart lacks the kubo series (1 connection: 0.30× direct)")
+	}
+
+	// Without kubo samples the chart has no kubo rows and the report says why.
+	res.Settings.KuboMissing = "kubo not measured: no -kubo PATH given"
+	delete(tput.Samples, pathKubo)
+	if svg := renderChart(res); strings.Contains(svg, ">kubo p2p forward, 1 conn.<") {
+		t.Fatalf("chart has a kubo row without kubo samples")
+	}
+	if md := renderReport(res, "chart.svg", "results.json"); !strings.Contains(md, "kubo not measured: no -kubo PATH given.") {
+		t.Fatalf("report does not say kubo was not measured:\n%s", md)
 	}
 }

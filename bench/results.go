@@ -14,6 +14,7 @@ const (
 	pathRef      = "reference" // the reference tunnel (TCP -> TLS 1.3 -> TCP)
 	pathCompare  = "p2pd-b"    // a forward over TCP through the -compare variant
 	pathPlain    = "plain"     // the reference tunnel without encryption: two plain relays
+	pathKubo     = "kubo"      // kubo's `ipfs p2p forward` between two kubo daemons (-kubo)
 )
 
 // Results is everything one run measured; it is written as JSON.
@@ -52,6 +53,10 @@ type Settings struct {
 	IdleCounts    []int  `json:"idle_counts"`
 	Nodes         int    `json:"discovery_nodes"`
 	Compare       string `json:"compare,omitempty"`
+	// Kubo is the kubo binary and version measured (-kubo), KuboMissing
+	// why kubo was not measured.
+	Kubo        string `json:"kubo,omitempty"`
+	KuboMissing string `json:"kubo_missing,omitempty"`
 	DiscoveryReps int    `json:"discovery_reps"`
 }
 
@@ -68,6 +73,7 @@ type Figure struct {
 // Idle is the result of one idle-connections run.
 type Idle struct {
 	N           int     `json:"n"`
+	Path        string  `json:"path,omitempty"` // "" (p2pd) or "kubo"
 	Opened      int     `json:"opened"`
 	Working     int     `json:"working_after_all_open"`
 	Streams     int     `json:"streams_seen_by_daemon"`
