@@ -55,8 +55,8 @@ type Settings struct {
 	Compare       string `json:"compare,omitempty"`
 	// Kubo is the kubo binary and version measured (-kubo), KuboMissing
 	// why kubo was not measured.
-	Kubo        string `json:"kubo,omitempty"`
-	KuboMissing string `json:"kubo_missing,omitempty"`
+	Kubo          string `json:"kubo,omitempty"`
+	KuboMissing   string `json:"kubo_missing,omitempty"`
 	DiscoveryReps int    `json:"discovery_reps"`
 }
 
