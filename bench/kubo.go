@@ -110,8 +110,8 @@ func (r *runner) startKubo(ctx context.Context, name string) (*kuboDaemon, error
 	}
 	d.startup = time.Since(t0)
 	for _, l := range lines {
-		// "Swarm listening on 127.0.0.1:40123 (tcp)"
-		if rest, ok := strings.CutPrefix(l, "Swarm listening on "); ok && strings.HasSuffix(rest, "(tcp)") {
+		// "Swarm listening on 127.0.0.1:40123 (TCP)"
+		if rest, ok := strings.CutPrefix(l, "Swarm listening on "); ok && strings.Contains(strings.ToLower(rest), "(tcp") {
 			d.swarm = strings.Fields(rest)[0]
 		}
 	}

@@ -191,11 +191,12 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		return err
 	}
 
-	d.streams = streams.NewRegistry(
-		streams.WithConnManager(d.host.ConnManager()),
+	if d.streams, err = newStreamRegistry(d.host.ConnManager(), d.metrics,
 		streams.WithOnOpen(d.streamOpened),
 		streams.WithOnClose(d.streamClosed),
-	)
+	); err != nil {
+		return err
+	}
 	lopts := []listeners.Option{
 		listeners.WithPeerFinder(d.disc),
 		listeners.WithDialTimeout(d.cfg.dialTimeout),

@@ -2,38 +2,15 @@ package streams
 
 import (
 	"errors"
-	"fmt"
-	"time"
 
 	"github.com/libp2p/go-libp2p/core/connmgr"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 const (
-	// DefaultBufferSize is the size of the pooled copy buffers. Only a
-	// direction that is moving data holds one. Chosen with BenchmarkBridgeTCP
-	// (2 vCPU, loopback): CPU per GiB bridged is about 1.0 s with 32 KiB,
-	// 0.8 s with 256 KiB and 0.73 s with 1 MiB; 256 KiB takes most of the
-	// gain at a quarter of the memory of 1 MiB per active direction.
-	DefaultBufferSize = 256 << 10
-
-	// DefaultParkDelay is how long a local connection stays silent before
-	// its bridge gives back the goroutine that waits for it and leaves the
-	// waiting to the registry poller. Waking a parked bridge takes a pass
-	// through the poller: 64-byte round trips through a forward took 0.92x
-	// as long with this delay as when parking at once (bench/, -compare), as
-	// a connection that keeps talking never parks. A longer delay keeps more
-	// goroutines alive through a burst of new connections: with 1 s, 10,000
-	// idle connections cost 2 KiB more RSS each; with 20 ms no measurable
-	// amount.
-	DefaultParkDelay = 20 * time.Millisecond
-
 	// DefaultProtectTag is the connection-manager tag under which a peer is
 	// protected while it has open bridged streams.
 	DefaultProtectTag = "p2pd-streams"
-
-	maxParkDelay  = time.Minute
-	minBufferSize = 4 << 10
-	maxBufferSize = 16 << 20
 )
 
 // config holds the settings of a Registry. Its zero value is not used; see
@@ -43,33 +20,12 @@ type config struct {
 	protectTag string
 	onOpen     func(Info)
 	onClose    func(Info, error)
-	bufSize    int
-	// localMode says how local connections are read; other than the
-	// default only for tests and benchmarks.
-	localMode localMode
-	parkDelay time.Duration
+	engine     Engine
+	registerer prometheus.Registerer
 }
 
-// localMode is how a bridge reads its local connection.
-type localMode int
-
-const (
-	// localPoll reads TCP and Unix connections through their file
-	// descriptor and, on Linux, waits for idle ones in the registry poller.
-	localPoll localMode = iota
-	// localRaw reads them through their file descriptor, each with a
-	// goroutine waiting in the Go poller.
-	localRaw
-	// localPlain reads every connection with net.Conn.Read.
-	localPlain
-)
-
 func defaultConfig() config {
-	return config{
-		protectTag: DefaultProtectTag,
-		bufSize:    DefaultBufferSize,
-		parkDelay:  DefaultParkDelay,
-	}
+	return config{protectTag: DefaultProtectTag}
 }
 
 // Option configures a Registry. Options check their own arguments and make
@@ -131,39 +87,30 @@ func WithOnClose(f func(info Info, err error)) Option {
 	}
 }
 
-// WithBufferSize sets the size in bytes of the pooled buffers used to copy
-// bulk data, between 4 KiB and 16 MiB. An idle direction holds no such
-// buffer. The default is DefaultBufferSize.
-func WithBufferSize(n int) Option {
+// WithEngine makes the registry bridge streams with e (package fastpath)
+// instead of its plain bridge; the registry owns e from then on and closes
+// it in Close. If e fails, the registry logs it as an error, counts it in
+// the metric p2pd_streams_engine_failures_total and bridges every later
+// stream with the plain bridge; the streams e already bridges go on.
+func WithEngine(e Engine) Option {
 	return func(c *config) error {
-		if n < minBufferSize || n > maxBufferSize {
-			return fmt.Errorf("buffer size %d out of range [%d, %d]", n, minBufferSize, maxBufferSize)
+		if e == nil {
+			return errors.New("bridge engine is nil")
 		}
-		c.bufSize = n
+		c.engine = e
 		return nil
 	}
 }
 
-// WithParkDelay sets how long a local connection must stay silent before
-// its bridge parks it in the registry poller (Linux; elsewhere every
-// direction keeps its goroutine): 0 parks at once, saving the most memory
-// on connections that talk rarely; longer keeps busy connections' latency
-// lowest. It must be between 0 and a minute. The default is
-// DefaultParkDelay.
-func WithParkDelay(d time.Duration) Option {
+// WithPrometheusRegisterer registers the registry's metrics with reg:
+// p2pd_streams_engine_failures_total, the failures of the engine
+// (WithEngine) after which streams are bridged with the plain bridge.
+func WithPrometheusRegisterer(reg prometheus.Registerer) Option {
 	return func(c *config) error {
-		if d < 0 || d > maxParkDelay {
-			return fmt.Errorf("park delay %s out of range [0s, %s]", d, maxParkDelay)
+		if reg == nil {
+			return errors.New("prometheus registerer is nil")
 		}
-		c.parkDelay = d
-		return nil
-	}
-}
-
-// withLocalMode picks how local connections are read (tests, benchmarks).
-func withLocalMode(m localMode) Option {
-	return func(c *config) error {
-		c.localMode = m
+		c.registerer = reg
 		return nil
 	}
 }

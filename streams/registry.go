@@ -9,17 +9,13 @@
 // stream and closes the local connection with SO_LINGER 0 so the local
 // application sees a connection reset. Each bridge is torn down exactly once.
 //
-// Bridges are built to be cheap when idle: no copy buffer is held by a
-// direction that waits for data, and on Linux a TCP or Unix connection that
-// has been silent for the park delay (WithParkDelay) is watched by one
-// epoll-based poller per registry instead of a goroutine of its own, so an
-// idle bridge costs one parked goroutine (4 KiB of stack) and about 2 KiB of
-// heap (BenchmarkIdleBridge). A connection that keeps talking keeps its
-// goroutine, and the lower latency of waiting in it; a new bridge starts
-// with that goroutine too (most connections talk at once), and on a stream
-// it opened reads the local connection's first bytes before starting the
-// stream side, so that a lazily negotiated stream sends them together with
-// its protocol proposal.
+// The registry's own bridge is the plain one (plain.go): a goroutine and a
+// copy buffer per direction for the bridge's whole life, obviously correct
+// and the reference for that behaviour. WithEngine hands the copying to a
+// faster engine instead (package fastpath: raw reads, small first reads,
+// idle connections parked in an epoll poller), behind the small Engine
+// interface; when the engine fails, the registry logs it, counts it in its
+// metrics and goes back to the plain bridge for every later stream.
 //
 // The package does not open streams, dial or accept connections, or apply
 // any policy about who may connect: that is the job of package listeners.
@@ -31,6 +27,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	logging "github.com/ipfs/go-log/v2"
@@ -38,6 +35,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/p2pd/p2pd/internal/ends"
 )
 
 var log = logging.Logger("p2pd/streams")
@@ -61,15 +61,15 @@ type Info struct {
 // Registry keeps the live bridged streams and owns their copy goroutines.
 // Its methods are safe for concurrent use.
 type Registry struct {
-	cfg  config
-	pool *bufPool
+	cfg config
 
-	mu         sync.Mutex // guards nextID, bridges, closed, poll, pollFailed
-	nextID     uint64
-	bridges    map[uint64]*bridge
-	closed     bool
-	poll       *poller // made by the first Bridge that can use it
-	pollFailed bool    // the poller could not be made; do without
+	mu           sync.Mutex // guards nextID, bridges, closed, engineFailed
+	nextID       uint64
+	bridges      map[uint64]*entry
+	closed       bool
+	engineFailed bool // the engine failed: bridge with the plain bridge
+
+	failures prometheus.Counter // engine failures
 
 	// protMu guards protected, and is held across the matching Protect or
 	// Unprotect call so that those calls reach the conn manager in the order
@@ -77,9 +77,25 @@ type Registry struct {
 	protMu    sync.Mutex
 	protected map[peer.ID]int // open streams per peer, only with a conn manager
 
-	// wg counts each bridge until it is finished, each goroutine of a
-	// bridge, and the poller's goroutine.
+	// wg counts each bridge until it is finished and each goroutine of a
+	// plain bridge.
 	wg sync.WaitGroup
+}
+
+// entry is one bridged stream of the registry.
+type entry struct {
+	info Info // static fields only; the counters live in the pump
+	pump Pump
+	c    net.Conn // the local connection, for datagram counters
+	done chan struct{} // closed once the bridge is finished
+}
+
+// snapshot returns the Info with the counters read now.
+func (e *entry) snapshot() Info {
+	info := e.info
+	info.BytesIn, info.BytesOut = e.pump.Bytes()
+	fillDatagrams(&info, e.c)
+	return info
 }
 
 // New returns an empty Registry, or the error of the first invalid option.
@@ -91,12 +107,21 @@ func New(opts ...Option) (*Registry, error) {
 			return nil, fmt.Errorf("invalid stream registry option: %w", err)
 		}
 	}
-	return &Registry{
+	r := &Registry{
 		cfg:       cfg,
-		pool:      newBufPool(cfg.bufSize),
-		bridges:   make(map[uint64]*bridge),
+		bridges:   make(map[uint64]*entry),
 		protected: make(map[peer.ID]int),
-	}, nil
+		failures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "p2pd_streams_engine_failures_total",
+			Help: "Failures of the fast bridge engine, after which streams are bridged with the plain bridge.",
+		}),
+	}
+	if cfg.registerer != nil {
+		if err := cfg.registerer.Register(r.failures); err != nil {
+			return nil, fmt.Errorf("registering stream registry metrics: %w", err)
+		}
+	}
+	return r, nil
 }
 
 // NewRegistry is like New but panics if an option is invalid, which is a
@@ -122,7 +147,7 @@ func (r *Registry) Bridge(s network.Stream, c net.Conn, origin, target ma.Multia
 			_ = s.Reset()
 		}
 		if c != nil {
-			abortConn(c)
+			ends.Abort(c)
 		}
 		return Info{}, errors.New("bridging a stream: stream and connection must both be set")
 	}
@@ -138,18 +163,15 @@ func (r *Registry) Bridge(s network.Stream, c net.Conn, origin, target ma.Multia
 	if r.closed {
 		r.mu.Unlock()
 		_ = s.Reset()
-		abortConn(c)
+		ends.Abort(c)
 		return Info{}, ErrClosed
 	}
 	info.ID = r.nextID
 	r.nextID++
-	b := newBridge(r, info, s, c)
-	r.bridges[info.ID] = b
+	e := &entry{info: info, c: c, done: make(chan struct{})}
+	e.pump = r.newPumpLocked(s, c, func(err error) { r.finish(e, err) })
+	r.bridges[info.ID] = e
 	r.wg.Add(1) // until finish
-	var p *poller
-	if b.raw != nil && r.cfg.localMode == localPoll {
-		p = r.pollerLocked()
-	}
 	r.mu.Unlock()
 
 	r.protect(info.Peer)
@@ -158,25 +180,24 @@ func (r *Registry) Bridge(s network.Stream, c net.Conn, origin, target ma.Multia
 	if r.cfg.onOpen != nil {
 		r.cfg.onOpen(info)
 	}
-	b.run(p)
+	e.pump.Start()
 	return info, nil
 }
 
-// pollerLocked returns the registry poller, starting it on first use, or nil
-// if there is none. r.mu must be held (it is not closed).
-func (r *Registry) pollerLocked() *poller {
-	if r.poll != nil || r.pollFailed {
-		return r.poll
+// newPumpLocked prepares the bridge of s and c: the engine's while it
+// works, else the plain bridge. r.mu must be held.
+func (r *Registry) newPumpLocked(s network.Stream, c net.Conn, done func(error)) Pump {
+	if r.cfg.engine != nil && !r.engineFailed {
+		p, err := r.cfg.engine.NewPump(s, c, done)
+		if err == nil {
+			return p
+		}
+		r.engineFailed = true
+		r.failures.Inc()
+		log.Errorw("the fast bridge failed: bridging every new stream with the plain bridge from now on (streams already open go on)",
+			"err", err)
 	}
-	p, err := newPoller()
-	if err != nil {
-		r.pollFailed = true
-		log.Debugw("idle local connections will each keep a goroutine", "err", err)
-		return nil
-	}
-	r.poll = p
-	r.spawn(p.run)
-	return p
+	return newPlainBridge(s, c, r.spawn, done)
 }
 
 // spawn runs f in a goroutine counted in r.wg. The caller must ensure the
@@ -194,8 +215,8 @@ func (r *Registry) spawn(f func()) {
 func (r *Registry) List() []Info {
 	r.mu.Lock()
 	out := make([]Info, 0, len(r.bridges))
-	for _, b := range r.bridges {
-		out = append(out, b.snapshot())
+	for _, e := range r.bridges {
+		out = append(out, e.snapshot())
 	}
 	r.mu.Unlock()
 	slices.SortFunc(out, func(a, b Info) int {
@@ -220,12 +241,12 @@ func (r *Registry) Len() int {
 // Get returns the stream with this ID, if it is still open.
 func (r *Registry) Get(id uint64) (Info, bool) {
 	r.mu.Lock()
-	b, ok := r.bridges[id]
+	e, ok := r.bridges[id]
 	r.mu.Unlock()
 	if !ok {
 		return Info{}, false
 	}
-	return b.snapshot(), true
+	return e.snapshot(), true
 }
 
 // Reset resets the stream with this ID: the peer sees a stream reset and the
@@ -234,13 +255,13 @@ func (r *Registry) Get(id uint64) (Info, bool) {
 // gives an error wrapping ErrNotFound.
 func (r *Registry) Reset(id uint64) error {
 	r.mu.Lock()
-	b, ok := r.bridges[id]
+	e, ok := r.bridges[id]
 	r.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("resetting stream %d: %w", id, ErrNotFound)
 	}
-	b.reset(ErrResetRequested)
-	<-b.done
+	e.pump.Reset(ErrResetRequested)
+	<-e.done
 	return nil
 }
 
@@ -252,18 +273,18 @@ func (r *Registry) ResetAll() int {
 
 func (r *Registry) resetAll(reason error) int {
 	r.mu.Lock()
-	bs := make([]*bridge, 0, len(r.bridges))
-	for _, b := range r.bridges {
-		bs = append(bs, b)
+	es := make([]*entry, 0, len(r.bridges))
+	for _, e := range r.bridges {
+		es = append(es, e)
 	}
 	r.mu.Unlock()
-	for _, b := range bs {
-		b.reset(reason)
+	for _, e := range es {
+		e.pump.Reset(reason)
 	}
-	for _, b := range bs {
-		<-b.done
+	for _, e := range es {
+		<-e.done
 	}
-	return len(bs)
+	return len(es)
 }
 
 // Close refuses new streams, resets every open one (their OnClose reason is
@@ -274,25 +295,24 @@ func (r *Registry) Close() error {
 	r.closed = true
 	r.mu.Unlock()
 	r.resetAll(ErrClosed)
-	r.mu.Lock()
-	p := r.poll
-	r.mu.Unlock()
-	if p != nil {
-		p.close() // every bridge has finished: nothing uses it any more
-	}
 	r.wg.Wait()
+	if r.cfg.engine != nil {
+		// Every bridge has finished: nothing uses the engine any more.
+		if err := r.cfg.engine.Close(); err != nil {
+			log.Debugw("closing the bridge engine", "err", err)
+		}
+	}
 	return nil
 }
 
-// finish is called once per bridge, by its last copy loop.
-func (r *Registry) finish(b *bridge) {
+// finish is called once per bridge, when both its directions are over.
+func (r *Registry) finish(e *entry, err error) {
 	r.mu.Lock()
-	delete(r.bridges, b.info.ID)
+	delete(r.bridges, e.info.ID)
 	r.mu.Unlock()
-	r.unprotect(b.info.Peer)
+	r.unprotect(e.info.Peer)
 
-	info := b.snapshot()
-	err := b.endErr()
+	info := e.snapshot()
 	switch {
 	case err == nil:
 		log.Debugw("stream closed", "stream_id", info.ID, "peer", info.Peer, "protocol", info.Protocol,
@@ -307,8 +327,18 @@ func (r *Registry) finish(b *bridge) {
 	if r.cfg.onClose != nil {
 		r.cfg.onClose(info, err)
 	}
-	close(b.done)
+	close(e.done)
 	r.wg.Done()
+}
+
+// normalReset tells whether err is an ordinary way for a tunnel to end
+// (asked for, or reset by one of the two ends) rather than a fault.
+func normalReset(err error) bool {
+	return errors.Is(err, ErrResetRequested) ||
+		errors.Is(err, ErrClosed) ||
+		errors.Is(err, network.ErrReset) ||
+		errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE)
 }
 
 func (r *Registry) protect(p peer.ID) {

@@ -1,4 +1,4 @@
-package streams
+package fastpath
 
 import (
 	"context"
@@ -14,6 +14,10 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/p2pd/p2pd/internal/ends"
+	"github.com/p2pd/p2pd/streams"
+	"github.com/p2pd/p2pd/streams/streamstest"
 )
 
 // benchPair is one bridged stream: app is the local application's end of
@@ -27,10 +31,10 @@ type benchPair struct {
 
 type bridgeFunc func(s network.Stream, c net.Conn) (stop func())
 
-// registryBridge bridges with a Registry built from opts.
+// registryBridge bridges with a Registry whose engine is built from opts.
 func registryBridge(opts ...Option) bridgeFunc {
 	return func(s network.Stream, c net.Conn) func() {
-		r := NewRegistry(opts...)
+		r := newRegistry(opts...)
 		if _, err := r.Bridge(s, c, nil, nil); err != nil {
 			panic(err)
 		}
@@ -63,11 +67,11 @@ func naiveBridge(s network.Stream, c net.Conn) func() {
 func newBenchPair(b *testing.B, ha host.Host, hb host.Host, fromB <-chan network.Stream, bridge bridgeFunc) *benchPair {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := ha.NewStream(ctx, hb.ID(), testProto)
+	s, err := ha.NewStream(ctx, hb.ID(), streamstest.Proto)
 	if err != nil {
 		b.Fatal(err)
 	}
-	local, app := tcpPair(b)
+	local, app := streamstest.TCPPair(b)
 	stop := func() { _ = s.Reset() }
 	var first io.Writer = s
 	if bridge != nil {
@@ -94,12 +98,12 @@ func newBenchPair(b *testing.B, ha host.Host, hb host.Host, fromB <-chan network
 // MB/s it reports process allocations per MiB and CPU seconds per GiB (both
 // hosts and the bridge live in this process).
 func BenchmarkBridge(b *testing.B) {
-	ha, hb := newHost(b), newHost(b)
+	ha, hb := streamstest.NewHost(b), streamstest.NewHost(b)
 	defer hb.Close()
 	defer ha.Close()
 	fromB := make(chan network.Stream, 1)
-	hb.SetStreamHandler(testProto, func(s network.Stream) { fromB <- s })
-	connectHosts(b, ha, hb)
+	hb.SetStreamHandler(streamstest.Proto, func(s network.Stream) { fromB <- s })
+	streamstest.ConnectHosts(b, ha, hb)
 
 	chunk := make([]byte, 1<<20)
 	_, _ = rand.NewChaCha8([32]byte{}).Read(chunk)
@@ -111,6 +115,13 @@ func BenchmarkBridge(b *testing.B) {
 		{"no-bridge", nil},
 		{"naive-32KiB", naiveBridge},
 		{"plain-128KiB", registryBridge(withLocalMode(localPlain), WithBufferSize(128<<10))},
+		{"streams-plain-bridge", func(s network.Stream, c net.Conn) func() {
+			r := streams.NewRegistry()
+			if _, err := r.Bridge(s, c, nil, nil); err != nil {
+				panic(err)
+			}
+			return func() { _ = r.Close() }
+		}},
 		{"raw-128KiB", registryBridge(withLocalMode(localRaw), WithBufferSize(128<<10))},
 	}
 	for _, kib := range []int{32, 64, 128, 256, 512, 1024} {
@@ -146,36 +157,36 @@ func BenchmarkBridge(b *testing.B) {
 func BenchmarkIdleBridge(b *testing.B) {
 	for _, v := range []struct {
 		name   string
-		bridge func(r *Registry, s network.Stream, c net.Conn)
+		bridge func(r *streams.Registry, s network.Stream, c net.Conn)
 	}{
-		{"registry", func(r *Registry, s network.Stream, c net.Conn) {
+		{"registry", func(r *streams.Registry, s network.Stream, c net.Conn) {
 			if _, err := r.Bridge(s, c, nil, nil); err != nil {
 				panic(err)
 			}
 		}},
-		{"park-at-once", func(r *Registry, s network.Stream, c net.Conn) {
+		{"park-at-once", func(r *streams.Registry, s network.Stream, c net.Conn) {
 			if _, err := r.Bridge(s, c, nil, nil); err != nil {
 				panic(err)
 			}
 		}},
 		{"no-bridge", nil},
-		{"raw", func(r *Registry, s network.Stream, c net.Conn) {
+		{"raw", func(r *streams.Registry, s network.Stream, c net.Conn) {
 			if _, err := r.Bridge(s, c, nil, nil); err != nil {
 				panic(err)
 			}
 		}},
-		{"naive-32KiB", func(r *Registry, s network.Stream, c net.Conn) {
+		{"naive-32KiB", func(r *streams.Registry, s network.Stream, c net.Conn) {
 			stop := naiveBridge(s, c)
 			b.Cleanup(stop)
 		}},
 	} {
 		b.Run(v.name, func(b *testing.B) {
-			ha, hb := newHost(b), newHost(b)
+			ha, hb := streamstest.NewHost(b), streamstest.NewHost(b)
 			defer hb.Close()
 			defer ha.Close()
 			fromB := make(chan network.Stream, 1)
-			hb.SetStreamHandler(testProto, func(s network.Stream) { fromB <- s })
-			connectHosts(b, ha, hb)
+			hb.SetStreamHandler(streamstest.Proto, func(s network.Stream) { fromB <- s })
+			streamstest.ConnectHosts(b, ha, hb)
 			var opts []Option
 			switch v.name {
 			case "raw":
@@ -183,7 +194,7 @@ func BenchmarkIdleBridge(b *testing.B) {
 			case "park-at-once":
 				opts = append(opts, WithParkDelay(0))
 			}
-			reg := NewRegistry(opts...)
+			reg := newRegistry(opts...)
 			defer reg.Close()
 
 			type pair struct {
@@ -198,7 +209,7 @@ func BenchmarkIdleBridge(b *testing.B) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			for i := range pairs {
-				s, err := ha.NewStream(ctx, hb.ID(), testProto)
+				s, err := ha.NewStream(ctx, hb.ID(), streamstest.Proto)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -209,7 +220,7 @@ func BenchmarkIdleBridge(b *testing.B) {
 				if _, err := io.ReadFull(remote, make([]byte, 1)); err != nil {
 					b.Fatal(err)
 				}
-				local, app := tcpPair(b)
+				local, app := streamstest.TCPPair(b)
 				pairs[i] = pair{s, remote, local, app}
 			}
 			var before, after runtime.MemStats
@@ -282,8 +293,8 @@ func (t *tcpStream) Read(p []byte) (int, error)  { return t.c.Read(p) }
 func (t *tcpStream) Write(p []byte) (int, error) { return t.c.Write(p) }
 func (t *tcpStream) CloseWrite() error           { return t.c.CloseWrite() }
 func (t *tcpStream) Close() error                { return t.c.Close() }
-func (t *tcpStream) Reset() error                { abortConn(t.c); return nil }
-func (t *tcpStream) Protocol() protocol.ID       { return testProto }
+func (t *tcpStream) Reset() error                { ends.Abort(t.c); return nil }
+func (t *tcpStream) Protocol() protocol.ID       { return streamstest.Proto }
 func (t *tcpStream) Conn() network.Conn          { return t.conn }
 func (t *tcpStream) Stat() network.Stats         { return network.Stats{Direction: network.DirInbound} }
 
@@ -310,9 +321,9 @@ func BenchmarkBridgeTCP(b *testing.B) {
 	for _, v := range variants {
 		for _, dir := range []string{"up", "down"} {
 			b.Run(v.name+"/"+dir, func(b *testing.B) {
-				local, app := tcpPair(b)
-				sNear, sFar := tcpPair(b)
-				r := NewRegistry(v.opts...)
+				local, app := streamstest.TCPPair(b)
+				sNear, sFar := streamstest.TCPPair(b)
+				r := newRegistry(v.opts...)
 				defer r.Close()
 				if _, err := r.Bridge(&tcpStream{c: sNear, conn: fakeConn{}}, local, nil, nil); err != nil {
 					b.Fatal(err)

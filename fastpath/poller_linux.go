@@ -1,11 +1,17 @@
-package streams
+package fastpath
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 )
+
+// errNoPoller is returned by newPoller where there is no poller; it is no
+// failure (idle connections keep their goroutine). Never on Linux.
+var errNoPoller = errors.New("no poller on this platform")
 
 // poller waits for readability of the idle local connections of a registry
 // with a single goroutine, so that an idle bridge parks only its stream-side
@@ -13,8 +19,9 @@ import (
 // registrations keyed by bridge ID); that instance is itself waited for
 // through the Go netpoller, so closing it wakes the loop.
 type poller struct {
-	epfd int      // owned by file
-	file *os.File // the epoll fd as a pollable file
+	epfd    int         // owned by file
+	file    *os.File    // the epoll fd as a pollable file
+	closing atomic.Bool // close was called: run's end is no failure
 
 	mu      sync.Mutex // guards waiters
 	waiters map[uint64]*bridge
@@ -48,13 +55,25 @@ func epollEvent(id uint64) syscall.EpollEvent {
 // add registers the local connection of b (read through rr) and arms it.
 func (p *poller) add(b *bridge, rr *rawReader) error {
 	p.mu.Lock()
-	p.waiters[b.info.ID] = b
+	p.waiters[b.id] = b
 	p.mu.Unlock()
-	if err := p.ctl(syscall.EPOLL_CTL_ADD, b.info.ID, rr); err != nil {
-		p.remove(b.info.ID)
+	if err := p.ctl(syscall.EPOLL_CTL_ADD, b.id, rr); err != nil {
+		p.remove(b.id)
 		return err
 	}
 	return nil
+}
+
+// takeWaiters forgets every bridge and returns them (when the poller died).
+func (p *poller) takeWaiters() []*bridge {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]*bridge, 0, len(p.waiters))
+	for id, b := range p.waiters {
+		out = append(out, b)
+		delete(p.waiters, id)
+	}
+	return out
 }
 
 // rearm arms the one-shot registration of b again after its reader drained
@@ -89,22 +108,27 @@ func (p *poller) remove(id uint64) {
 	p.mu.Unlock()
 }
 
-// run wakes the bridges whose local connection became readable, until close.
-func (p *poller) run() {
+// run wakes the bridges whose local connection became readable, until
+// close (it then returns nil) or a failure of the epoll instance (the
+// error).
+func (p *poller) run() error {
 	rc, err := p.file.SyscallConn()
 	if err != nil {
-		log.Errorw("waiting for local connections", "err", err)
-		return
+		return fmt.Errorf("waiting for local connections: %w", err)
 	}
 	events := make([]syscall.EpollEvent, 128)
-	_ = rc.Read(func(fd uintptr) bool {
+	var werr error
+	err = rc.Read(func(fd uintptr) bool {
 		for {
 			n, err := syscall.EpollWait(int(fd), events, 0)
-			if err == syscall.EINTR {
+			switch {
+			case err == syscall.EINTR:
 				continue
-			}
-			if err != nil || n <= 0 {
+			case err == syscall.EAGAIN || err == nil && n <= 0:
 				return false // wait for the next readiness of the epoll fd
+			case err != nil:
+				werr = os.NewSyscallError("epoll_wait", err)
+				return true
 			}
 			for _, ev := range events[:n] {
 				id := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
@@ -117,9 +141,20 @@ func (p *poller) run() {
 			}
 		}
 	})
+	if p.closing.Load() {
+		return nil
+	}
+	if werr != nil {
+		return werr
+	}
+	if err == nil {
+		err = errors.New("stopped unexpectedly")
+	}
+	return fmt.Errorf("waiting for local connections: %w", err)
 }
 
 // close stops run (the caller waits for it) and releases the epoll instance.
 func (p *poller) close() {
+	p.closing.Store(true)
 	_ = p.file.Close()
 }

@@ -1,4 +1,4 @@
-package streams
+package fastpath
 
 import (
 	"errors"
@@ -8,10 +8,11 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
+
+	"github.com/p2pd/p2pd/internal/ends"
 )
 
 // localState says who reads the local connection of a bridge.
@@ -27,18 +28,20 @@ const (
 // was handed to the poller: the goroutine ends but the direction does not.
 var errParked = errors.New("parked")
 
-// bridge copies bytes between one libp2p stream and one local connection.
+// bridge copies bytes between one libp2p stream and one local connection: a
+// streams.Pump.
 //
 // The stream -> local direction has a goroutine for the life of the bridge.
 // The local -> stream direction has one only while data flows when the local
-// connection can be watched by the registry poller (TCP or Unix on Linux);
+// connection can be watched by the engine's poller (TCP or Unix on Linux);
 // otherwise it has one for its whole life too. The direction that ends last
-// finishes the bridge (registry removal, unprotect, OnClose).
+// calls done (registry removal, unprotect, OnClose).
 type bridge struct {
-	reg  *Registry
-	info Info // static fields only; the counters live below
+	eng  *Engine
+	id   uint64 // unique within the engine; the poller's key
 	s    network.Stream
 	c    net.Conn
+	done func(error) // called once both directions are over
 
 	bytesIn  atomic.Uint64 // stream -> local connection
 	bytesOut atomic.Uint64 // local connection -> stream
@@ -47,7 +50,7 @@ type bridge struct {
 	raw       *rawReader        // reads the local connection, or nil
 	fromLocal *smallFirstReader // reads it when raw is nil
 
-	poll *poller // the registry poller, or nil; set by run
+	poll *poller // the engine's poller, or nil; set by NewPump
 
 	// polled is whether the local direction goes idle through the poller.
 	// Set before the first local goroutine starts; after that only that
@@ -83,42 +86,34 @@ type bridge struct {
 	cleanHalves int        // directions that ended with EOF and a half-close
 	err         error      // why the bridge was reset; nil after a clean end
 	local       localState
-
-	done chan struct{} // closed once the bridge is finished
 }
 
-func newBridge(r *Registry, info Info, s network.Stream, c net.Conn) *bridge {
+func newBridge(e *Engine, id uint64, s network.Stream, c net.Conn, done func(error)) *bridge {
 	b := &bridge{
-		reg:  r,
-		info: info,
+		eng:  e,
+		id:   id,
 		s:    s,
 		c:    c,
-		done: make(chan struct{}),
+		done: done,
 	}
-	b.fromPeer = smallFirstReader{r: s, pool: r.pool}
-	if r.cfg.localMode != localPlain {
-		b.raw = newRawReader(c, r.pool)
+	b.fromPeer = smallFirstReader{r: s, pool: e.pool}
+	if e.cfg.localMode != localPlain {
+		b.raw = newRawReader(c, e.pool)
 	}
 	if b.raw == nil {
-		b.fromLocal = &smallFirstReader{r: c, pool: r.pool}
+		b.fromLocal = &smallFirstReader{r: c, pool: e.pool}
 	}
 	b.directions.Store(2)
 	return b
 }
 
-// snapshot returns the Info with the counters read now.
-func (b *bridge) snapshot() Info {
-	info := b.info
-	info.BytesIn = b.bytesIn.Load()
-	info.BytesOut = b.bytesOut.Load()
-	fillDatagrams(&info, b.c)
-	return info
-}
+// Bytes returns the bytes copied so far from and to the peer.
+func (b *bridge) Bytes() (in, out uint64) { return b.bytesIn.Load(), b.bytesOut.Load() }
 
-// run starts the bridge; p is the registry poller or nil.
-func (b *bridge) run(p *poller) {
-	b.poll = p
-	if p != nil && b.raw != nil && b.reg.cfg.parkDelay > 0 {
+// Start starts the bridge.
+func (b *bridge) Start() {
+	p := b.poll
+	if p != nil && b.raw != nil && b.eng.cfg.parkDelay > 0 {
 		// A new connection is likely to talk soon (most clients speak
 		// first; a service answers the first request): its goroutine
 		// waits for the first data itself and parks only after the park
@@ -132,14 +127,14 @@ func (b *bridge) run(p *poller) {
 		// handshake: let the local direction's first data go out with it.
 		b.peerFirst = b.s.Stat().Direction == network.DirOutbound
 		if !b.peerFirst {
-			b.reg.spawn(b.runFromPeer)
+			b.eng.spawn(b.runFromPeer)
 		}
-		b.reg.spawn(b.runToPeer)
+		b.eng.spawn(b.runToPeer)
 		return
 	}
-	b.reg.spawn(b.runFromPeer)
+	b.eng.spawn(b.runFromPeer)
 	if p == nil || b.raw == nil {
-		b.reg.spawn(b.runToPeer)
+		b.eng.spawn(b.runToPeer)
 		return
 	}
 	b.polled = true
@@ -150,7 +145,7 @@ func (b *bridge) run(p *poller) {
 	if err := p.add(b, b.raw); err != nil {
 		// Not watched: wake it now; its first drain notices that it cannot
 		// re-arm and waits in its own goroutine from then on.
-		log.Debugw("watching local connection", "stream_id", b.info.ID, "err", err)
+		log.Debugw("watching local connection", "bridge", b.id, "err", err)
 		b.wakeLocal()
 	}
 }
@@ -170,7 +165,7 @@ func (b *bridge) runToPeer() {
 	b.local = localEnded
 	b.mu.Unlock()
 	if b.poll != nil {
-		b.poll.remove(b.info.ID)
+		b.poll.remove(b.id)
 	}
 	b.directionDone()
 }
@@ -187,7 +182,7 @@ func (b *bridge) wakeLocal() {
 	b.local = localRunning
 	b.woken = true
 	b.mu.Unlock()
-	b.reg.spawn(b.runToPeer)
+	b.eng.spawn(b.runToPeer)
 }
 
 // park hands the drained local direction back to the poller. It returns
@@ -196,21 +191,25 @@ func (b *bridge) wakeLocal() {
 func (b *bridge) park() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.ended {
+	if b.ended || !b.eng.working() {
 		b.polled = false
 		return false
 	}
 	var err error
 	if b.watched {
-		err = b.poll.rearm(b.info.ID, b.raw)
+		err = b.poll.rearm(b.id, b.raw)
 	} else {
 		// b.mu is held, so an event that fires at once waits in wakeLocal
 		// until the direction is marked idle below.
 		err = b.poll.add(b, b.raw)
 		b.watched = err == nil
 	}
+	if err == nil && !b.eng.working() {
+		// The poller died meanwhile and may never see this registration.
+		err = errors.New("the fast bridge failed")
+	}
 	if err != nil {
-		log.Debugw("watching local connection", "stream_id", b.info.ID, "err", err)
+		log.Debugw("watching local connection", "bridge", b.id, "err", err)
 		b.polled = false
 		return false
 	}
@@ -223,7 +222,7 @@ func (b *bridge) nextLocal() ([]byte, error) {
 	switch {
 	case b.raw == nil:
 		return b.fromLocal.next()
-	case b.polled && b.reg.cfg.parkDelay == 0:
+	case b.polled && b.eng.cfg.parkDelay == 0:
 		return b.raw.tryNext()
 	case b.polled:
 		return b.lingerNext()
@@ -238,7 +237,7 @@ func (b *bridge) nextLocal() ([]byte, error) {
 // only once half has passed, so a busy connection rarely touches its timer).
 // It then returns errWouldBlock, and the caller parks.
 func (b *bridge) lingerNext() ([]byte, error) {
-	delay := b.reg.cfg.parkDelay
+	delay := b.eng.cfg.parkDelay
 	if now := time.Now(); now.Add(delay / 2).After(b.deadline) {
 		b.deadline = now.Add(delay)
 		if err := b.c.SetReadDeadline(b.deadline); err != nil {
@@ -304,7 +303,7 @@ func (b *bridge) copyToPeerLoop() error {
 			// (go-libp2p's lazy streams even from a goroutine of their
 			// own), while the first Write sends it together with the data.
 			// A connection with nothing to say yet keeps waiting here.
-			b.reg.spawn(b.runFromPeer)
+			b.eng.spawn(b.runFromPeer)
 		}
 		if werr != nil {
 			return fmt.Errorf("writing to the peer: %w", werr)
@@ -355,35 +354,23 @@ func (b *bridge) copyFromPeer() error {
 	}
 }
 
-// confirmPeerEOF tells a real end of the stream from a lost connection.
-// yamux (v5.1.0) can return the last buffered data together with a bare
-// io.EOF when its session has just died: the window update that follows the
-// read fails with the session's error, which is io.EOF when the remote closed
-// the connection. A real end of stream reads as (0, io.EOF) again at once;
-// after a dying session the read returns more data or, once the session has
-// reset its streams, the reset error.
+// confirmPeerEOF tells a real end of the stream from a lost connection
+// (see ends.ConfirmEOF).
 func (b *bridge) confirmPeerEOF() error {
-	n, err := b.s.Read(b.fromPeer.small[:1])
-	switch {
-	case n == 0 && err == io.EOF:
-		return nil
-	case err == nil || err == io.EOF:
-		return io.ErrUnexpectedEOF
-	}
-	return err
+	return ends.ConfirmEOF(b.s, b.fromPeer.small[:])
 }
 
 // closeLocalWrite half-closes the local connection, or closes it entirely
 // when it cannot half-close.
 func (b *bridge) closeLocalWrite() error {
-	if cw, ok := b.c.(interface{ CloseWrite() error }); ok {
-		if err := cw.CloseWrite(); err != nil {
+	if ends.CanHalfClose(b.c) {
+		if err := ends.CloseWrite(b.c); err != nil {
 			return fmt.Errorf("closing the write half of the local connection: %w", err)
 		}
 		return nil
 	}
 	b.localShut.Store(true)
-	if err := b.c.Close(); err != nil {
+	if err := ends.CloseWrite(b.c); err != nil {
 		return fmt.Errorf("closing the local connection: %w", err)
 	}
 	b.wakeLocal() // an idle local direction must see the close
@@ -404,7 +391,7 @@ func (b *bridge) halfDone(err error) {
 		b.err = err
 		b.mu.Unlock()
 		_ = b.s.Reset()
-		abortConn(b.c)
+		ends.Abort(b.c)
 		b.wakeLocal() // an idle local direction must see the close and end
 		return
 	}
@@ -416,16 +403,16 @@ func (b *bridge) halfDone(err error) {
 	b.ended = true
 	b.mu.Unlock()
 	if err := b.s.Close(); err != nil {
-		log.Debugw("closing stream", "stream_id", b.info.ID, "peer", b.info.Peer, "protocol", b.info.Protocol, "err", err)
+		log.Debugw("closing stream", "bridge", b.id, "protocol", b.s.Protocol(), "err", err)
 	}
 	if err := b.c.Close(); err != nil && !b.localShut.Load() {
-		log.Debugw("closing local connection", "stream_id", b.info.ID, "peer", b.info.Peer, "protocol", b.info.Protocol, "err", err)
+		log.Debugw("closing local connection", "bridge", b.id, "protocol", b.s.Protocol(), "err", err)
 	}
 }
 
-// reset tears the bridge down with reason unless it has already ended: the
+// Reset tears the bridge down with reason unless it has already ended: the
 // stream is reset and the local connection aborted, so both loops end.
-func (b *bridge) reset(reason error) {
+func (b *bridge) Reset(reason error) {
 	b.halfDone(reason)
 }
 
@@ -433,33 +420,9 @@ func (b *bridge) reset(reason error) {
 // finishes the bridge.
 func (b *bridge) directionDone() {
 	if b.directions.Add(-1) == 0 {
-		b.reg.finish(b)
+		b.mu.Lock()
+		err := b.err
+		b.mu.Unlock()
+		b.done(err)
 	}
-}
-
-// endErr returns why the bridge ended (nil for a clean end). It is only
-// meaningful once both directions are over.
-func (b *bridge) endErr() error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.err
-}
-
-// abortConn closes c so that its peer sees a reset (RST) where the
-// connection supports SO_LINGER 0, and a plain close otherwise.
-func abortConn(c net.Conn) {
-	if l, ok := c.(interface{ SetLinger(int) error }); ok {
-		_ = l.SetLinger(0)
-	}
-	_ = c.Close()
-}
-
-// normalReset tells whether err is an ordinary way for a tunnel to end
-// (asked for, or reset by one of the two ends) rather than a fault.
-func normalReset(err error) bool {
-	return errors.Is(err, ErrResetRequested) ||
-		errors.Is(err, ErrClosed) ||
-		errors.Is(err, network.ErrReset) ||
-		errors.Is(err, syscall.ECONNRESET) ||
-		errors.Is(err, syscall.EPIPE)
 }
