@@ -86,7 +86,7 @@ type Registry struct {
 type entry struct {
 	info Info // static fields only; the counters live in the pump
 	pump Pump
-	c    net.Conn // the local connection, for datagram counters
+	c    net.Conn      // the local connection, for datagram counters
 	done chan struct{} // closed once the bridge is finished
 }
 
