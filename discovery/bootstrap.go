@@ -61,7 +61,7 @@ func (s *Service) bootstrapLoop(ctx context.Context, d *dht.IpfsDHT, peers []pee
 		}
 		if size := d.RoutingTable().Size(); size > 0 {
 			if !joined || warned {
-				log.Infof("joined the DHT: %d peers in the routing table", size)
+				log.Infof("joined the DHT: %d peer(s) in the routing table", size)
 			}
 			joined, warned = true, false
 			continue

@@ -18,6 +18,10 @@ var Version = "0.1.0-dev"
 // -ldflags "-X github.com/p2pd/p2pd/version.Commit=...".
 var Commit = ""
 
+// Dirty is "true" when a build stamped with Commit was made from a checkout
+// with uncommitted changes (-X github.com/p2pd/p2pd/version.Dirty=true).
+var Dirty = ""
+
 // libp2pModule is the module whose version Build reports.
 const libp2pModule = "github.com/libp2p/go-libp2p"
 
@@ -45,7 +49,7 @@ func Build() Info {
 }
 
 func readBuild(read func() (*debug.BuildInfo, bool)) Info {
-	in := Info{Version: Version, Commit: Commit}
+	in := Info{Version: Version, Commit: Commit, Modified: Dirty == "true"}
 	bi, ok := read()
 	if !ok {
 		return in
@@ -66,7 +70,9 @@ func readBuild(read func() (*debug.BuildInfo, bool)) Info {
 				in.Commit = s.Value
 			}
 		case "vcs.modified":
-			in.Modified = in.Modified || s.Value == "true"
+			if Commit == "" {
+				in.Modified = s.Value == "true"
+			}
 		}
 	}
 	return in
