@@ -247,10 +247,12 @@ func TestFailedTunnelsAreShownClosableAndRetried(t *testing.T) {
 	addrA, freeA := holdPort(t)
 	addrB, freeB := holdPort(t)
 	addrC, _ := holdPort(t)
+	addrD, freeD := holdPort(t)
 	f := tunnelsFile{Version: 1, Tunnels: []savedTunnel{
 		{Kind: "forward", Protocol: "/x/a", ListenAddress: addrA, TargetAddress: "/p2p/" + somePeer},
 		{Kind: "forward", Protocol: "/x/b", ListenAddress: addrB, TargetAddress: "/p2p/" + somePeer},
 		{Kind: "forward", Protocol: "/x/c", ListenAddress: addrC, TargetAddress: "/p2p/" + somePeer},
+		{Kind: "forward", Protocol: "/x/d", ListenAddress: addrD, TargetAddress: "/p2p/" + somePeer},
 		{Kind: "listen", Protocol: "/x/ok", TargetAddress: "/ip4/127.0.0.1/tcp/9", AllowPeers: []string{somePeer}},
 	}}
 	if err := r.WriteJSON(repo.TunnelsFile, f); err != nil {
@@ -268,7 +270,7 @@ func TestFailedTunnelsAreShownClosableAndRetried(t *testing.T) {
 	for _, l := range all {
 		kinds = append(kinds, l.Kind+" "+l.Protocol+" "+l.State)
 	}
-	want := []string{"forward /x/a failed", "forward /x/b failed", "forward /x/c failed", "listen /x/ok active"}
+	want := []string{"forward /x/a failed", "forward /x/b failed", "forward /x/c failed", "forward /x/d failed", "listen /x/ok active"}
 	if !slices.Equal(kinds, want) {
 		t.Fatalf("ls: %v, want %v", kinds, want)
 	}
@@ -277,12 +279,12 @@ func TestFailedTunnelsAreShownClosableAndRetried(t *testing.T) {
 		a.AllowedPeers == nil || len(a.AllowedPeers) != 0 {
 		t.Fatalf("failed entry: %+v", a)
 	}
-	if ok := all[3]; !slices.Equal(ok.AllowedPeers, []string{somePeer}) {
+	if ok := all[4]; !slices.Equal(ok.AllowedPeers, []string{somePeer}) {
 		t.Fatalf("allowed_peers of the listen: %+v", ok)
 	}
 
 	// A retry while the port is still taken changes nothing.
-	if l, err := c.RetryListeners(ctx); err != nil || len(l) != 4 || l[0].State != api.StateFailed {
+	if l, err := c.RetryListeners(ctx); err != nil || len(l) != 5 || l[0].State != api.StateFailed {
 		t.Fatalf("retry with the ports taken: %+v %v", l, err)
 	}
 	// Freed: the retry brings it back, once.
@@ -298,6 +300,14 @@ func TestFailedTunnelsAreShownClosableAndRetried(t *testing.T) {
 	if got := listed(t, c, "forward", "/x/b"); len(got) != 1 || got[0].State != api.StateActive {
 		t.Fatalf("re-added: %+v", got)
 	}
+	// Another tunnel on a failed one's port leaves the failed one listed.
+	freeD()
+	if _, err := c.Forward(ctx, api.ForwardRequest{Protocol: "/x/other", Listen: addrD, Target: "/p2p/" + somePeer}); err != nil {
+		t.Fatal(err)
+	}
+	if got := listed(t, c, "forward", "/x/d"); len(got) != 1 || got[0].State != api.StateFailed {
+		t.Fatalf("failed entry whose port another tunnel took: %+v", got)
+	}
 	// Closing a failed one removes it from ls and from the file.
 	if n, err := c.Close(ctx, api.CloseRequest{ListenAddress: addrC}); err != nil || n != 1 {
 		t.Fatalf("close of the failed forward: %d, %v", n, err)
@@ -305,7 +315,7 @@ func TestFailedTunnelsAreShownClosableAndRetried(t *testing.T) {
 	if got := listed(t, c, "forward", "/x/c"); len(got) != 0 {
 		t.Fatalf("closed failed entry still listed: %+v", got)
 	}
-	for proto, want := range map[string]int{"/x/a": 1, "/x/b": 1, "/x/c": 0, "/x/ok": 1} {
+	for proto, want := range map[string]int{"/x/a": 1, "/x/b": 1, "/x/c": 0, "/x/d": 1, "/x/other": 1, "/x/ok": 1} {
 		if n := savedCount(t, r, proto); n != want {
 			t.Errorf("tunnels.json has %d entries for %s, want %d", n, proto, want)
 		}
@@ -313,7 +323,7 @@ func TestFailedTunnelsAreShownClosableAndRetried(t *testing.T) {
 	// And the restart brings back exactly what is left.
 	d.Close()
 	d2 := start(t, r)
-	if l := d2.listeners.List(); len(l) != 3 {
+	if l := d2.listeners.List(); len(l) != 4 { // /x/d fails again: /x/other has its port
 		t.Fatalf("after restart: %+v", l)
 	}
 }

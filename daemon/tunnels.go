@@ -360,30 +360,19 @@ func (d *Daemon) restoreTunnel(ctx context.Context, s savedTunnel) error {
 	return errors.New("unknown tunnel kind " + s.Kind)
 }
 
-// sameSlot reports whether the failed entry s and the registry entry i
-// occupy the same place: a forward's listen address, a listen's protocol.
-// One of them then replaces the other.
-func sameSlot(s savedTunnel, i listeners.Info) bool {
-	if string(i.Kind) != s.Kind {
-		return false
-	}
-	if i.Kind == listeners.KindListen {
-		return string(i.Protocol) == s.Protocol
-	}
-	listen, err := ma.NewMultiaddr(s.ListenAddress)
-	return err == nil && listen.Equal(i.ListenAddr)
-}
-
 // supersede drops the failed entries that the new registry entry i
-// replaces: re-adding a failed forward (or a retry bringing it back) never
-// leaves two entries for one port in the file.
+// restores: re-adding a failed forward by hand (or a retry bringing it back)
+// never leaves it twice in the file. Only an identical entry counts: a
+// different tunnel that happens to take a failed one's port leaves the
+// failed one listed, for the user to decide.
 func (t *tunnelStore) supersede(i listeners.Info) {
 	if i.Foreground {
 		return
 	}
+	key := saveInfo(i).key()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.failed = slices.DeleteFunc(t.failed, func(f *failedTunnel) bool { return sameSlot(f.saved, i) })
+	t.failed = slices.DeleteFunc(t.failed, func(f *failedTunnel) bool { return f.saved.key() == key })
 }
 
 // failedList returns the failed entries.
@@ -404,8 +393,8 @@ func (d *Daemon) retryFailed(ctx context.Context) int {
 		err := d.restoreTunnel(ctx, f.saved)
 		t.mu.Lock()
 		if err == nil {
-			// Normally gone already (supersede), unless restoring gave
-			// the entry another slot.
+			// Normally gone already (supersede), unless the restored
+			// entry is written differently (a target in another form).
 			t.failed = slices.DeleteFunc(t.failed, func(o *failedTunnel) bool { return o == f })
 		} else if err.Error() != f.err {
 			f.err, f.at = err.Error(), time.Now()
