@@ -29,9 +29,12 @@ type daemon struct {
 }
 
 // benchDaemonFlags are the daemon flags of an isolated node: loopback only,
-// no DHT, no mDNS, no bootstrap.
-func benchDaemonFlags(listen ...string) []string {
+// no DHT, no mDNS, no bootstrap, and -max-procs as --max-procs.
+func (r *runner) benchDaemonFlags(listen ...string) []string {
 	args := []string{"--bootstrap", "none", "--dht", "off", "--mdns=false"}
+	if r.s.maxProcs > 0 {
+		args = append(args, "--max-procs", strconv.Itoa(r.s.maxProcs))
+	}
 	for _, l := range listen {
 		args = append(args, "--listen", l)
 	}

@@ -98,7 +98,11 @@ func (r *runner) startKubo(ctx context.Context, name string) (*kuboDaemon, error
 		return nil, err
 	}
 	t0 := time.Now()
-	c, err := startChild(name, r.logs, kuboEnv(repo), bin, "daemon", "--migrate=false")
+	env := kuboEnv(repo)
+	if r.s.maxProcs > 0 {
+		env = append(env, fmt.Sprintf("GOMAXPROCS=%d", r.s.maxProcs))
+	}
+	c, err := startChild(name, r.logs, env, bin, "daemon", "--migrate=false")
 	if err != nil {
 		return nil, err
 	}

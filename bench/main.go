@@ -60,6 +60,7 @@ type settings struct {
 	render     string  // re-render the reports from this results.json instead of measuring
 	compare    variant // a second p2pd to measure side by side; bin "" for none
 	kubo       string  // kubo's ipfs binary; "" when kubo is not measured
+	maxProcs   int     // cores for each daemon's Go code (p2pd --max-procs, kubo GOMAXPROCS); 0: their defaults
 	settleIdle time.Duration
 }
 
@@ -103,6 +104,7 @@ func parseFlags() (settings, error) {
 	fs.BoolVar(&s.keep, "keep", false, "keep the work directory (repos, logs of every process)")
 	compare := fs.String("compare", "", "also measure a forward through this other p2pd `BINARY` (path \"p2pd-b\"), e.g. a build before a change")
 	fs.StringVar(&s.kubo, "kubo", "", "also measure kubo's ipfs p2p forward between two kubo daemons run from this `ipfs` binary (bench/kubo/build.sh builds it)")
+	fs.IntVar(&s.maxProcs, "max-procs", 1, "run each daemon's Go code (p2pd and kubo alike) on at most `N` cores: p2pd gets --max-procs N, kubo GOMAXPROCS=N; 0 leaves both at Go's default. Four busy daemons share this machine's cores during the figures, a deployed daemon does not")
 	compareEnv := fs.String("compare-env", "", "comma-separated `K=V` environment of the -compare daemons (alone: the same binary with this environment)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return s, err
@@ -171,6 +173,9 @@ func parseFlags() (settings, error) {
 		s.publish = *publish == "true"
 	default:
 		return s, fmt.Errorf("-publish: want true, false or auto, not %q", *publish)
+	}
+	if s.maxProcs < 0 {
+		return s, errors.New("-max-procs: want a number of cores, or 0 for the daemons' defaults")
 	}
 	if s.reps < 1 || s.par < 1 || s.rts < 1 || s.connects < 1 || s.nodes < 3 || s.discReps < 1 || s.size < int64(s.par) {
 		return s, errors.New("counts must be positive (and -nodes at least 3, -size at least -parallel)")
@@ -279,7 +284,7 @@ func run() error {
 		Machine: describeMachine(r.root),
 		Settings: Settings{
 			Reps: s.reps, BulkBytes: s.size, ParallelConns: s.par, WriteSize: writeSize,
-			RoundTrips: s.rts, MessageSize: 64, Connects: s.connects, IdleCounts: s.idle,
+			RoundTrips: s.rts, MessageSize: 64, Connects: s.connects, IdleCounts: s.idle, MaxProcs: s.maxProcs,
 			Nodes: s.nodes, DiscoveryReps: s.discReps,
 		},
 	}

@@ -132,12 +132,12 @@ func (r *runner) kuboIdleOnce(ctx context.Context, n int, echo string) (Idle, er
 func (r *runner) idleOnce(ctx context.Context, n int, echo string) (Idle, error) {
 	res := Idle{N: n}
 	name := fmt.Sprintf("idle%d", n)
-	a, err := r.startDaemon(ctx, name+"-a", benchDaemonFlags(tcpListen)...)
+	a, err := r.startDaemon(ctx, name+"-a", r.benchDaemonFlags(tcpListen)...)
 	if err != nil {
 		return res, err
 	}
 	defer a.stop()
-	b, err := r.startDaemon(ctx, name+"-b", benchDaemonFlags(tcpListen)...)
+	b, err := r.startDaemon(ctx, name+"-b", r.benchDaemonFlags(tcpListen)...)
 	if err != nil {
 		return res, err
 	}
@@ -258,7 +258,7 @@ func (r *runner) startup(ctx context.Context) error {
 	start := r.res.figure("startup", "daemon start to API answering", "ms", false)
 	idle := r.res.figure("idlerss", "RSS of an idle daemon", "MiB", false)
 	for i := range r.s.reps {
-		d, err := r.startDaemon(ctx, fmt.Sprintf("start%d", i), benchDaemonFlags(tcpListen)...)
+		d, err := r.startDaemon(ctx, fmt.Sprintf("start%d", i), r.benchDaemonFlags(tcpListen)...)
 		if err != nil {
 			return err
 		}

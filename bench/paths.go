@@ -135,7 +135,7 @@ func (r *runner) forwardPath(ctx context.Context, ps *pathSet, v variant, name, 
 	p := path{name: name}
 	var ds [2]*daemon
 	for i, role := range []string{"a", "b"} {
-		d, err := r.startVariant(ctx, v, prefix+"-"+role, benchDaemonFlags(listen)...)
+		d, err := r.startVariant(ctx, v, prefix+"-"+role, r.benchDaemonFlags(listen)...)
 		if d != nil {
 			ps.procs = append(ps.procs, d.child)
 		}

@@ -176,6 +176,11 @@ func renderReport(res *Results, chart, raw string) string {
 		"two user-space relays can do on this machine.\n\n",
 		st.Reps, sizeString(st.BulkBytes), sizeString(int64(st.WriteSize)), st.ParallelConns, st.RoundTrips, st.Connects)
 
+	if st.MaxProcs > 0 {
+		fmt.Fprintf(&b, "Each daemon ran its Go code on at most %d core(s) (p2pd `--max-procs %d`, kubo `GOMAXPROCS=%d`; the harness's "+
+			"`-max-procs`): the four tunnel processes and the client and service share this machine's cores. A deployed p2pd "+
+			"uses Go's default, every core.\n\n", st.MaxProcs, st.MaxProcs, st.MaxProcs)
+	}
 	if st.Kubo != "" {
 		fmt.Fprintf(&b, "kubo is `%s`: kubo's `ipfs p2p forward` between two kubo daemons (loopback TCP only, "+
 			"repositories of their own made with kubo's test profile, no bootstrap, no routing, stream mounting on, "+

@@ -53,6 +53,8 @@ type Settings struct {
 	IdleCounts    []int  `json:"idle_counts"`
 	Nodes         int    `json:"discovery_nodes"`
 	Compare       string `json:"compare,omitempty"`
+	// MaxProcs is the cores each daemon ran Go code on (0: Go's default).
+	MaxProcs int `json:"daemon_max_procs,omitempty"`
 	// Kubo is the kubo binary and version measured (-kubo), KuboMissing
 	// why kubo was not measured.
 	Kubo          string `json:"kubo,omitempty"`

@@ -11,6 +11,9 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 
+	"github.com/p2pd/p2pd/api"
+	"github.com/p2pd/p2pd/discovery"
+	"github.com/p2pd/p2pd/listeners"
 	"github.com/p2pd/p2pd/udpflow"
 )
 
@@ -43,10 +46,10 @@ type config struct {
 func defaultConfig() config {
 	return config{
 		dhtMode:         "auto",
-		dhtPrefix:       "/ipfs",
-		apiAddr:         ma.StringCast("/ip4/127.0.0.1/tcp/5055"),
+		dhtPrefix:       discovery.DefaultProtocolPrefix,
+		apiAddr:         ma.StringCast(api.DefaultAPIAddr),
 		mdns:            true,
-		dialTimeout:     30 * time.Second,
+		dialTimeout:     listeners.DefaultDialTimeout,
 		out:             io.Discard,
 		findTimeout:     10 * time.Second,
 		shutdownTimeout: 5 * time.Second,

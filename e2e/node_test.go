@@ -264,7 +264,7 @@ func TestBadInput(t *testing.T) {
 		{"bad allow cidr", []string{"daemon", "--allow", "banana"}, 2, `invalid --allow value "banana"`},
 		{"unknown dht mode", []string{"daemon", "--dht", "sometimes"}, 2, `invalid --dht value "sometimes": want auto, server, client or off`},
 		{"bad dht prefix", []string{"daemon", "--dht-prefix", "noslash"}, 2, `invalid --dht-prefix value "noslash": a DHT protocol prefix must start with "/"`},
-		{"negative max-procs", []string{"daemon", "--max-procs", "-1"}, 2, "invalid --max-procs value -1: want a number of cores, or 0 for half of them"},
+		{"negative max-procs", []string{"daemon", "--max-procs", "-1"}, 2, "invalid --max-procs value -1: want a number of cores, or 0 for Go's default"},
 		{"max-procs not a number", []string{"daemon", "--max-procs", "two"}, 2, `invalid value "two" for flag -max-procs`},
 		{"bootstrap without peer id", []string{"daemon", "--bootstrap", "/ip4/127.0.0.1/tcp/4001"}, 2, `invalid --bootstrap value "/ip4/127.0.0.1/tcp/4001"`},
 		{"bad api address", []string{"daemon", "--api", "/ip4/127.0.0.1/udp/5"}, 1, "API address /ip4/127.0.0.1/udp/5"},

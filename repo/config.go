@@ -3,14 +3,18 @@ package repo
 import (
 	"errors"
 	"io/fs"
+
+	"github.com/p2pd/p2pd/api"
+	"github.com/p2pd/p2pd/discovery"
 )
 
 // Config is the daemon's settings as stored in config.json. Every `p2pd
 // daemon` flag has a field here; a flag given on the command line wins over
 // the file.
 type Config struct {
-	// Listen are the libp2p listen multiaddrs. Empty: DefaultListen, where
-	// one address family failing (no IPv6) is only a warning.
+	// Listen are the libp2p listen multiaddrs. Empty: the host package's
+	// DefaultListenAddrs, where one address family failing (no IPv6) is
+	// only a warning.
 	Listen []string `json:"listen"`
 	// Bootstrap are the DHT bootstrap peers; ["none"] for none, empty for
 	// the public libp2p list.
@@ -35,8 +39,8 @@ type Config struct {
 	TrustedNetworks []string `json:"trusted_networks,omitempty"`
 	// DialTimeout bounds a forward's dial of its target peer, e.g. "30s".
 	DialTimeout string `json:"dial_timeout,omitempty"`
-	// MaxProcs is how many cores the daemon runs on at once; 0 is half of
-	// them (at least 1), unless GOMAXPROCS is set in its environment.
+	// MaxProcs is how many cores the daemon runs Go code on at once; 0
+	// leaves Go's default (every core, or $GOMAXPROCS).
 	MaxProcs int `json:"max_procs,omitempty"`
 	// UDPIdleTimeout closes a UDP flow that saw no datagram either way for
 	// this long, e.g. "2m"; empty means udpflow.DefaultIdleTimeout.
@@ -74,16 +78,6 @@ type Config struct {
 	LogFormat string `json:"log_format,omitempty"`
 }
 
-// DefaultListen are the listen addresses of a daemon started with no
-// --listen flag and none in config.json (documentation: the host package
-// applies them).
-var DefaultListen = []string{
-	"/ip4/0.0.0.0/tcp/4001",
-	"/ip4/0.0.0.0/udp/4001/quic-v1",
-	"/ip6/::/tcp/4001",
-	"/ip6/::/udp/4001/quic-v1",
-}
-
 // DefaultConfig is what `p2pd init` writes.
 func DefaultConfig() Config {
 	return Config{
@@ -91,10 +85,10 @@ func DefaultConfig() Config {
 		Bootstrap:  []string{},
 		Rendezvous: []string{},
 		DHT:        "auto",
-		DHTPrefix:  "/ipfs",
+		DHTPrefix:  discovery.DefaultProtocolPrefix,
 		Deny:       []string{},
 		Allow:      []string{},
-		API:        "/ip4/127.0.0.1/tcp/5055",
+		API:        api.DefaultAPIAddr,
 		MDNS:       true,
 	}
 }

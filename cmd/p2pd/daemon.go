@@ -4,14 +4,17 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"os"
 	"runtime"
+	"strings"
 	"time"
 
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/p2pd/p2pd/api"
 	"github.com/p2pd/p2pd/daemon"
 	"github.com/p2pd/p2pd/discovery"
+	p2phost "github.com/p2pd/p2pd/host"
+	"github.com/p2pd/p2pd/listeners"
 	"github.com/p2pd/p2pd/repo"
 	"github.com/p2pd/p2pd/udpflow"
 )
@@ -96,23 +99,23 @@ type daemonFlags struct {
 
 func (f *daemonFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.repo, "repo", "", "the node's repo `DIR` (default $P2PD_REPO or ~/.p2pd)")
-	fs.Var(&f.listen, "listen", "libp2p listen `MULTIADDR` (repeatable; default /ip4/0.0.0.0/tcp/4001, /ip4/0.0.0.0/udp/4001/quic-v1 and ip6 twins)")
+	fs.Var(&f.listen, "listen", "libp2p listen `MULTIADDR` (repeatable; default "+listenDefaults()+")")
 	fs.Var(&f.bootstrap, "bootstrap", "DHT bootstrap peer `MULTIADDR/p2p/ID` (repeatable; default the public libp2p list; \"none\" for none)")
 	fs.Var(&f.rendezvous, "rendezvous", "advertise under `STRING` and connect to peers found there (repeatable)")
 	fs.StringVar(&f.dht, "dht", "auto", "DHT `MODE`: auto, server, client or off")
-	fs.StringVar(&f.dhtPrefix, "dht-prefix", "/ipfs", "DHT protocol `PREFIX`; another prefix makes a private DHT")
+	fs.StringVar(&f.dhtPrefix, "dht-prefix", discovery.DefaultProtocolPrefix, "DHT protocol `PREFIX`; another prefix makes a private DHT")
 	fs.Var(&f.deny, "deny", "never dial or accept addresses in `CIDR` (repeatable)")
 	fs.Var(&f.allow, "allow", "only dial or accept addresses in `CIDR` (repeatable)")
 	fs.Var(&f.trusted, "trusted-network", "exempt peers in `CIDR` from per-IP connection limits (repeatable; for many nodes behind one address)")
-	fs.StringVar(&f.api, "api", "/ip4/127.0.0.1/tcp/5055", "control API `MULTIADDR` (port 0 picks one; /unix/PATH for a socket)")
+	fs.StringVar(&f.api, "api", api.DefaultAPIAddr, "control API `MULTIADDR` (port 0 picks one; /unix/PATH for a socket)")
 	fs.BoolVar(&f.apiRemote, "api-allow-remote", false, "let --api be a non-loopback address (the API token then crosses the network in clear)")
 	fs.BoolVar(&f.mdns, "mdns", true, "discover peers on the LAN with mDNS")
-	fs.DurationVar(&f.dialTimeout, "dial-timeout", 30*time.Second, "how long a forward tries to reach its peer")
+	fs.DurationVar(&f.dialTimeout, "dial-timeout", listeners.DefaultDialTimeout, "how long a forward tries to reach its peer")
 	fs.DurationVar(&f.udpIdle, "udp-idle-timeout", udpflow.DefaultIdleTimeout, "close a UDP flow after this long without a datagram either way")
 	f.nat.register(fs)
 	f.gateway.register(fs)
 	f.log.register(fs)
-	fs.IntVar(&f.maxProcs, "max-procs", 0, "run on at most `N` cores at once (0: half the cores, at least 1, unless $GOMAXPROCS says otherwise)")
+	fs.IntVar(&f.maxProcs, "max-procs", 0, "run Go code on at most `N` cores at once (0: Go's default, every core or $GOMAXPROCS)")
 }
 
 // merge lays the flags the user set over the repo's config.json.
@@ -231,7 +234,7 @@ func daemonOptions(cfg repo.Config, fromFlag func(string) bool, cfgFile string) 
 		opts = append(opts, daemon.UDPIdleTimeout(d))
 	}
 	if cfg.MaxProcs < 0 {
-		return nil, usagef("invalid %s value %d: want a number of cores, or 0 for half of them", src("max-procs"), cfg.MaxProcs)
+		return nil, usagef("invalid %s value %d: want a number of cores, or 0 for Go's default", src("max-procs"), cfg.MaxProcs)
 	}
 	nopts, err := natOptions(cfg, src)
 	if err != nil {
@@ -247,27 +250,6 @@ func daemonOptions(cfg repo.Config, fromFlag func(string) bool, cfgFile string) 
 	return append(append(opts, nopts...), gopts...), nil
 }
 
-// maxProcs is how many cores the daemon runs Go code on at once: set (from
-// --max-procs or config.json) when not 0; else what $GOMAXPROCS says, when
-// it is set (0 is returned: leave the runtime alone); else half of cpus,
-// at least 1.
-//
-// A forwarding daemon shares its machine with the programs at both ends of
-// its tunnels, and each byte it carries hops between its goroutines (the
-// bridge, yamux's send and receive loops) several times. On the 2-core
-// machines of BENCHMARKS.md, one core instead of two measured throughput
-// 1.13-1.27x, CPU per GiB 0.76-0.92x, connection set-up 0.89-0.95x and
-// round trips 0.80-1.03x; with two, most hand-offs wake an idle thread on
-// the other core.
-func maxProcs(set int, env string, cpus int) int {
-	switch {
-	case set > 0:
-		return set
-	case env != "":
-		return 0
-	}
-	return max(1, cpus/2)
-}
 
 var daemonCmd = &command{
 	name:  "daemon",
@@ -317,8 +299,12 @@ EXAMPLES
 		}
 		applyLogSettings(cfg)
 		opts = append(opts, daemon.Output(e.stdout))
-		if n := maxProcs(cfg.MaxProcs, os.Getenv("GOMAXPROCS"), runtime.GOMAXPROCS(0)); n > 0 {
-			runtime.GOMAXPROCS(n)
+		if cfg.MaxProcs > 0 {
+			// Opt-in: by default Go's own choice (every core, or
+			// $GOMAXPROCS) stands. One core helped only where the daemon
+			// shares two cores with busy programs at both ends of its
+			// tunnels, as in the benchmark (BENCHMARKS.md).
+			runtime.GOMAXPROCS(cfg.MaxProcs)
 		}
 		d, err := daemon.New(r, opts...)
 		if err != nil {
@@ -326,4 +312,13 @@ EXAMPLES
 		}
 		return d.Run(ctx)
 	},
+}
+
+// listenDefaults names the host's default listen addresses for the help.
+func listenDefaults() string {
+	var out []string
+	for _, a := range p2phost.DefaultListenAddrs() {
+		out = append(out, a.String())
+	}
+	return strings.Join(out, ", ")
 }

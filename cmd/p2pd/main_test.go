@@ -138,24 +138,3 @@ func TestParseArgsIntersperses(t *testing.T) {
 	}
 }
 
-func TestMaxProcs(t *testing.T) {
-	tests := []struct {
-		set  int
-		env  string
-		cpus int
-		want int
-	}{
-		{0, "", 2, 1},
-		{0, "", 1, 1},
-		{0, "", 8, 4},
-		{0, "", 3, 1},
-		{0, "2", 8, 0}, // $GOMAXPROCS: the runtime already applied it
-		{3, "2", 8, 3}, // the flag wins
-		{6, "", 2, 6},
-	}
-	for _, tt := range tests {
-		if got := maxProcs(tt.set, tt.env, tt.cpus); got != tt.want {
-			t.Errorf("maxProcs(%d, %q, %d) = %d, want %d", tt.set, tt.env, tt.cpus, got, tt.want)
-		}
-	}
-}
