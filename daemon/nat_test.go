@@ -161,22 +161,30 @@ func TestRelayReservationAndStatus(t *testing.T) {
 	}
 }
 
-// TestUnreachableRelayIsNotFatal starts a node whose relay does not answer:
-// it starts, and status says why it has no reservation.
+// TestUnreachableRelayIsNotFatal starts a node whose relays do not serve:
+// one does not answer, the other is no relay. It starts, and status says
+// why it has no reservation on either.
 func TestUnreachableRelayIsNotFatal(t *testing.T) {
 	dead := start(t, newRepo(t))
-	addr := relayAddr(dead)
+	deadAddr := relayAddr(dead)
 	if err := dead.Close(); err != nil {
 		t.Fatal(err)
 	}
-	a := start(t, newRepo(t), mustRelays(t, addr), Reachability(network.ReachabilityPrivate))
+	plain := start(t, newRepo(t), DHT("off", "/daemontest"))
+	a := start(t, newRepo(t), mustRelays(t, deadAddr, relayAddr(plain)), Reachability(network.ReachabilityPrivate))
 	var st *api.Status
-	waitFor(t, "the failed reservation in status", func() bool {
+	waitFor(t, "both failed reservations in status", func() bool {
 		st = statusOf(t, a)
-		return len(st.Relays) == 1 && st.Relays[0].Error != ""
+		return len(st.Relays) == 2 && st.Relays[0].Error != "" && st.Relays[1].Error != ""
 	})
-	if st.Relays[0].Active || st.Relays[0].Expires != nil || len(st.Relays[0].Addresses) != 0 ||
-		!strings.Contains(st.Relays[0].Error, "connecting to the relay") ||
+	for _, r := range st.Relays {
+		if r.Active || r.Expires != nil || len(r.Addresses) != 0 || strings.Contains(r.Error, "\n") {
+			t.Fatalf("relay entry: %+v", r)
+		}
+	}
+	if st.Relays[0].Peer != dead.Host().ID().String() || !strings.HasPrefix(st.Relays[0].Error, "connecting to the relay: ") ||
+		st.Relays[1].Peer != plain.Host().ID().String() ||
+		!strings.HasPrefix(st.Relays[1].Error, "asking for a reservation (does the peer run --relay-service?): ") ||
 		!strings.Contains(st.Verdict, "not reachable from outside: no relay reservation (relay "+st.Relays[0].Peer) {
 		t.Fatalf("status: %+v", st)
 	}
@@ -221,7 +229,7 @@ func TestRelayAllowPeerAndAnnounce(t *testing.T) {
 		st = statusOf(t, a)
 		return len(st.Relays) == 1 && st.Relays[0].Error != ""
 	})
-	if st.Relays[0].Active || !strings.Contains(st.Relays[0].Error, "the relay refused a reservation") {
+	if st.Relays[0].Active || st.Relays[0].Error != "the relay refused a reservation: this peer is not allowed (see its --relay-allow-peer)" {
 		t.Fatalf("status: %+v", st.Relays[0])
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
 	client "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
+	pbv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/pb"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 )
@@ -248,14 +249,19 @@ func (k *Keeper) reserve(ctx context.Context, ai peer.AddrInfo) (*client.Reserva
 		return nil, fmt.Errorf("connecting to the relay: %w", err)
 	}
 	rsvp, err := client.Reserve(ctx, k.h, peer.AddrInfo{ID: ai.ID})
-	if err != nil {
-		var re client.ReservationError
-		if errors.As(err, &re) && re.Reason != "" {
-			return nil, fmt.Errorf("the relay refused a reservation (does it run --relay-service, and does it allow this peer?): %s", re.Reason)
-		}
-		return nil, err
+	if err == nil {
+		return rsvp, nil
 	}
-	return rsvp, nil
+	var re client.ReservationError
+	switch {
+	case !errors.As(err, &re) || re.Status == pbv2.Status_CONNECTION_FAILED:
+		return nil, fmt.Errorf("asking for a reservation (does the peer run --relay-service?): %w", err)
+	case re.Status == pbv2.Status_PERMISSION_DENIED:
+		return nil, fmt.Errorf("the relay refused a reservation: this peer is not allowed (see its --relay-allow-peer)")
+	case re.Status == pbv2.Status_RESERVATION_REFUSED, re.Status == pbv2.Status_RESOURCE_LIMIT_EXCEEDED:
+		return nil, fmt.Errorf("the relay refused a reservation: it is full (%s; see its --relay-max-reservations)", re.Status)
+	}
+	return nil, fmt.Errorf("the relay refused a reservation: %w", err)
 }
 
 func (k *Keeper) active(id peer.ID) bool {
