@@ -92,6 +92,7 @@ type Gateway struct {
 
 	// Set by Start, read-only afterwards.
 	bound ma.Multiaddr
+	host  string // bound as HOST:PORT, the Host of requests that name none
 	srv   *http.Server
 	// ctx is the base of every request's context; Close cancels it,
 	// which ends requests in flight, their dials and upgraded
@@ -192,6 +193,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listening for the gateway on %s: %w", g.addr, err)
 	}
+	g.host = ln.Addr().String()
 	if g.bound, err = manet.FromNetAddr(ln.Addr()); err != nil {
 		ln.Close()
 		return fmt.Errorf("listening for the gateway on %s: reading the bound address: %w", g.addr, err)
@@ -327,7 +329,8 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer g.wg.Done()
-	if !g.cfg.allowRemote && !loopbackHost(r.Host) {
+	// A browser always names a Host; only a script may leave it out.
+	if !g.cfg.allowRemote && r.Host != "" && !loopbackHost(r.Host) {
 		g.fail(w, r, nil, http.StatusForbidden, fmt.Sprintf("Host %q is not a loopback address or localhost: this gateway serves only requests made on this machine to this machine", r.Host))
 		return
 	}
@@ -367,7 +370,7 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	}
 	pr.Out.Host = pr.In.Host
 	if pr.Out.Host == "" { // HTTP/1.0 without Host
-		pr.Out.Host = g.Addr().String()
+		pr.Out.Host = g.host
 	}
 	pr.SetXForwarded()
 	pr.Out.Header.Set("X-Forwarded-Prefix", t.prefix)

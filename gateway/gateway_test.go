@@ -564,3 +564,29 @@ func TestStreamsResetEndsTheExchange(t *testing.T) {
 		t.Fatalf("read %d bytes of an exchange whose stream was reset, error %v; want an unexpected EOF", n, err)
 	}
 }
+
+func TestHTTP10WithoutHost(t *testing.T) {
+	a, b := newNode(t), newNode(t)
+	serveWeb(t, b, webProto, echoRequest(a))
+	connect(t, a, b)
+	g := startGateway(t, a)
+	hp := strings.TrimPrefix(baseURL(t, g), "http://")
+	conn, err := net.Dial("tcp", hp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /p2p/%s/x/web/http/old HTTP/1.0\r\n\r\n", b.h.ID())
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var s seen
+	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+		t.Fatalf("status %d: %v", resp.StatusCode, err)
+	}
+	if s.Path != "/old" || s.Host != hp {
+		t.Fatalf("the service saw path %q and Host %q; want /old and the gateway's own %s", s.Path, s.Host, hp)
+	}
+}
