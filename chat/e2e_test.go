@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // TestE2EThreeChats runs a bootstrap daemon and three `p2pd chat` processes
@@ -186,4 +187,54 @@ func TestE2EUsageErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestE2EWaitPeers pipes a line into a chat that waits for two peers: it
+// is sent only once both are in the room, so both get it; a chat waiting
+// for more peers than come gives up with an error. The "listening on"
+// lines show only with --verbose.
+func TestE2EWaitPeers(t *testing.T) {
+	bin := needBinary(t)
+	_, boot := startBootstrap(t, bin)
+	const room = "waiting room"
+
+	sender := startChat(t, bin, "sender", room, boot, "--wait-peers", "2")
+	sender.write("for both of you\n")
+	_ = sender.stdin.Close() // EOF right away: the line waits, then the chat ends
+	sender.waitErrLine("* waiting for 2 peer(s) before sending (at most 1m0s)")
+
+	alice := startChat(t, bin, "alice", room, boot, "--verbose")
+	bob := startChat(t, bin, "bob", room, boot)
+	for _, c := range []*chatProc{alice, bob} {
+		c.waitOut(sender.short + ": for both of you")
+	}
+	sender.waitExit()
+	if n := len(regexpLines(alice.errOut, `^\* listening on /ip4/127\.0\.0\.1/tcp/\d+/p2p/`)); n == 0 {
+		t.Errorf("--verbose printed no listening line:\n%s", alice.errOut)
+	}
+	if n := len(regexpLines(bob.errOut, `listening on`)); n != 0 {
+		t.Errorf("without --verbose chat printed %d listening lines:\n%s", n, bob.errOut)
+	}
+
+	lonely := startChat(t, bin, "lonely", "an empty room", boot, "--wait-peers", "3", "--wait-timeout", "1s")
+	lonely.write("anyone?\n")
+	select {
+	case <-lonely.exited:
+	case <-time.After(waitLimit):
+		t.Fatal("the waiting chat did not give up")
+	}
+	if lonely.waitErr == nil || !strings.Contains(lonely.errOut.String(), "timed out waiting for peers: 0 of the 3 peers asked for joined within 1s") {
+		t.Fatalf("lonely chat: exit %v, stderr:\n%s", lonely.waitErr, lonely.errOut)
+	}
+}
+
+// regexpLines returns the lines of l matching re.
+func regexpLines(l *lineLog, re string) []string {
+	var out []string
+	for _, s := range l.snapshotLines() {
+		if regexp.MustCompile(re).MatchString(s) {
+			out = append(out, s)
+		}
+	}
+	return out
 }

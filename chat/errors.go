@@ -22,6 +22,10 @@ var (
 	// (by Close, or because the context given to Start ended).
 	ErrClosed = errors.New("chat room closed")
 
+	// ErrWaitTimeout is returned (wrapped) by Terminal.Run when the peers
+	// WaitPeers asked for did not all join in time.
+	ErrWaitTimeout = errors.New("timed out waiting for peers")
+
 	// errRefused is how a session attempt ends when the other peer is in
 	// another room (or refuses for another reason it gives).
 	errRefused = errors.New("refused by peer")

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -23,6 +24,26 @@ type termConfig struct {
 	color       bool
 	prompt      string
 	promptSet   bool
+	waitPeers   int
+	waitFor     time.Duration
+}
+
+// WaitPeers makes Run hold the input back until n peers are in the room
+// (joined and not left), for at most timeout; then Run fails with an error
+// wrapping ErrWaitTimeout. Lines typed or piped meanwhile are sent once
+// the room is full enough. 0 (the default) sends at once. It is for
+// scripts whose input must reach a known set of peers.
+func WaitPeers(n int, timeout time.Duration) TerminalOption {
+	return func(c *termConfig) error {
+		if n < 0 {
+			return fmt.Errorf("waiting for %d peers: want 0 or more", n)
+		}
+		if n > 0 && timeout <= 0 {
+			return fmt.Errorf("waiting for %d peers: the timeout must be positive", n)
+		}
+		c.waitPeers, c.waitFor = n, timeout
+		return nil
+	}
 }
 
 // Interactive turns on the interactive mode (default off): a prompt, line
@@ -157,6 +178,16 @@ func (t *Terminal) Run(ctx context.Context) (err error) {
 	})
 
 	events := t.room.Events()
+	// While waiting for peers (WaitPeers), input is not taken: in stays
+	// nil until enough peers are in the room.
+	in2, present := lines, map[peer.ID]bool{}
+	var waitTimeout <-chan time.Time
+	if t.cfg.waitPeers > 0 {
+		in2 = nil
+		timer := time.NewTimer(t.cfg.waitFor)
+		defer timer.Stop()
+		waitTimeout = timer.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -166,7 +197,19 @@ func (t *Terminal) Run(ctx context.Context) (err error) {
 				return ErrClosed
 			}
 			t.show(ev)
-		case l, ok := <-lines:
+			switch ev.Kind {
+			case PeerJoined:
+				present[ev.Peer] = true
+			case PeerLeft:
+				delete(present, ev.Peer)
+			}
+			if in2 == nil && len(present) >= t.cfg.waitPeers {
+				in2, waitTimeout = lines, nil
+			}
+		case <-waitTimeout:
+			return fmt.Errorf("%w: %d of the %d peers asked for joined within %s", ErrWaitTimeout,
+				len(present), t.cfg.waitPeers, t.cfg.waitFor)
+		case l, ok := <-in2:
 			if !ok {
 				return nil
 			}

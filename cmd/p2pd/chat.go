@@ -33,7 +33,13 @@ type chatFlags struct {
 	repo       string
 	mdns       bool
 	listen     listFlag
+	waitPeers  int
+	waitFor    time.Duration
+	verbose    bool
 }
+
+// chatWaitTimeout is how long --wait-peers waits by default.
+const chatWaitTimeout = time.Minute
 
 func (f *chatFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.rendezvous, "rendezvous", "", "the room to join: a rendezvous `STRING` shared with the other peers (required)")
@@ -43,6 +49,9 @@ func (f *chatFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.repo, "repo", "", "use the identity of the repo in `DIR` (default: a new identity for this chat)")
 	fs.BoolVar(&f.mdns, "mdns", true, "find peers on the LAN with mDNS")
 	fs.Var(&f.listen, "listen", "libp2p listen `MULTIADDR` (repeatable; default /ip4/0.0.0.0/tcp/0 and /ip4/0.0.0.0/udp/0/quic-v1)")
+	fs.IntVar(&f.waitPeers, "wait-peers", 0, "send nothing until `N` peers are in the room (for piped input); fail after --wait-timeout")
+	fs.DurationVar(&f.waitFor, "wait-timeout", chatWaitTimeout, "how long --wait-peers waits")
+	fs.BoolVar(&f.verbose, "verbose", false, "also print the addresses this chat node listens on")
 }
 
 // chatSetup is what the chat flags describe, checked.
@@ -60,6 +69,12 @@ func (f *chatFlags) check() (chatSetup, error) {
 	}
 	if err := chat.ValidateRoom(f.rendezvous); err != nil {
 		return s, usagef("--rendezvous: %v", err)
+	}
+	if f.waitPeers < 0 {
+		return s, usagef("invalid --wait-peers value %d: want a number of peers, 0 for none", f.waitPeers)
+	}
+	if f.waitFor <= 0 {
+		return s, usagef("invalid --wait-timeout value %s: must be positive", f.waitFor)
 	}
 	listen := f.listen
 	if len(listen) == 0 {
@@ -207,7 +222,7 @@ func runChat(ctx context.Context, e *env, c *command, args []string) error {
 	color := interactive && os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb"
 	printChatBanner(e, h.ID(), h.Addrs(), f, setup)
 	t, err := chat.NewTerminal(room, e.stdin, e.stdout, e.stderr,
-		chat.Interactive(interactive), chat.Color(color))
+		chat.Interactive(interactive), chat.Color(color), chat.WaitPeers(f.waitPeers, f.waitFor))
 	if err != nil {
 		return err
 	}
@@ -275,7 +290,12 @@ func printChatBanner(e *env, id peer.ID, addrs []ma.Multiaddr, f chatFlags, s ch
 	fmt.Fprintf(w, "* you are %s (%s) in room %q\n", chat.ShortID(id), id, f.rendezvous)
 	p2p := ma.StringCast("/p2p/" + id.String())
 	for _, a := range addrs {
-		fmt.Fprintf(w, "* listening on %s\n", a.Encapsulate(p2p))
+		if f.verbose {
+			fmt.Fprintf(w, "* listening on %s\n", a.Encapsulate(p2p))
+		}
+	}
+	if f.waitPeers > 0 {
+		fmt.Fprintf(w, "* waiting for %d peer(s) before sending (at most %s)\n", f.waitPeers, f.waitFor)
 	}
 	var how string
 	switch {
