@@ -14,6 +14,8 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
+
+	"github.com/p2pd/p2pd/oneframe"
 )
 
 // ForwardRequest asks for a forward entry.
@@ -301,8 +303,10 @@ func (r *Registry) openStream(ctx context.Context, e *entry) (network.Stream, pe
 // openPeer connects to e's peer (offering the addresses given with it) and
 // opens a stream of e's wire protocol.
 func (r *Registry) openPeer(ctx context.Context, e *entry) (network.Stream, error) {
-	if s := openLazy(ctx, r.h, e.peer, e.wire); s != nil {
-		return s, nil
+	if r.cfg.oneFrame {
+		if s := oneframe.Open(ctx, r.h, e.peer, e.wire); s != nil {
+			return s, nil
+		}
 	}
 	if err := r.connect(ctx, e.peer, e.addrs); err != nil {
 		return nil, err

@@ -34,10 +34,22 @@ type config struct {
 	direct      DirectPaths // nil: forwards wait their whole dial timeout
 	// udpIdleTimeout is the flows' idle timeout; 0 means udpflow's default.
 	udpIdleTimeout time.Duration
+	oneFrame       bool // open forwards' streams with package oneframe
 }
 
 func defaultConfig() config {
-	return config{dialTimeout: DefaultDialTimeout}
+	return config{dialTimeout: DefaultDialTimeout, oneFrame: true}
+}
+
+// WithOneFrameProposal says whether a forward opens its streams to a peer
+// known to serve the protocol with package oneframe, which sends the
+// protocol proposal in the same frame as the connection's first data (on,
+// the default), or always through the host's NewStream.
+func WithOneFrameProposal(on bool) Option {
+	return func(c *config) error {
+		c.oneFrame = on
+		return nil
+	}
 }
 
 // WithPeerFinder sets where forwards look up a target peer that has no known

@@ -1,4 +1,17 @@
-package listeners
+// Package oneframe opens libp2p streams whose protocol proposal travels in
+// the same frame as their first data.
+//
+// go-libp2p's host negotiates a stream's protocol lazily when its peerstore
+// says the peer serves it, but its lazy streams send the proposal from a
+// goroutine of their own when the first Read comes before the first Write,
+// and read the answer in one when the first Write comes first: one more
+// goroutine to schedule on the way of the first bytes. A stream opened with
+// Open does both in its caller's goroutine and sends the proposal in the
+// same yamux frame as the first data: on a forward, a new connection's
+// first bytes reach the peer with one frame less. It is an explicit choice
+// of whoever opens the stream (package listeners: WithOneFrameProposal),
+// and the stream behaves as any other to whoever reads and writes it.
+package oneframe
 
 import (
 	"context"
@@ -9,6 +22,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	logging "github.com/ipfs/go-log/v2"
 	pool "github.com/libp2p/go-buffer-pool"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -17,25 +31,22 @@ import (
 	msmux "github.com/multiformats/go-multistream"
 )
 
+var log = logging.Logger("p2pd/oneframe")
+
 // multistreamID opens every multistream-select negotiation.
 const multistreamID = "/multistream/1.0.0"
 
 // maxTokenLen bounds a token of the peer's answer to a proposal.
 const maxTokenLen = 1024
 
-// openLazy opens a stream to p speaking proto without waiting for the
-// peer's answer to the protocol proposal, when the peerstore already says
-// that p serves proto (what the host's NewStream does too). It returns nil
-// when that is not known or the stream cannot be opened this way, so that
-// the caller goes the ordinary way (host.NewStream).
-//
-// The host's own lazy streams (go-multistream's lazy client) send the
-// proposal from a goroutine of their own when the first Read comes before
-// the first Write, and read the answer in one when the first Write comes
-// first: one more goroutine to schedule on the way of the first bytes of
-// every forwarded connection. A lazyStream does both in its caller's
-// goroutine and sends the proposal in the same frame as the first data.
-func openLazy(ctx context.Context, h host.Host, p peer.ID, proto protocol.ID) network.Stream {
+// Open opens a stream to p speaking proto without waiting for the peer's
+// answer to the protocol proposal, when h is connected to p and its
+// peerstore already says that p serves proto (what the host's NewStream
+// does too). It returns nil when that is not known or the stream cannot be
+// opened this way, so that the caller goes the ordinary way
+// (host.NewStream). A peer that does not serve proto after all gives
+// go-multistream's ErrNotSupported on the stream's first Read.
+func Open(ctx context.Context, h host.Host, p peer.ID, proto protocol.ID) network.Stream {
 	if h.Network().Connectedness(p) != network.Connected {
 		return nil
 	}
