@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	client "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
 	pbv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/pb"
 	ma "github.com/multiformats/go-multiaddr"
@@ -245,6 +246,11 @@ func (k *Keeper) keep(ctx context.Context, ai peer.AddrInfo) {
 func (k *Keeper) reserve(ctx context.Context, ai peer.AddrInfo) (*client.Reservation, error) {
 	ctx, cancel := context.WithTimeout(ctx, reserveTimeout)
 	defer cancel()
+	// The Keeper paces its own retries; the swarm's dial backoff would
+	// turn them into "dial backoff" errors without a dial.
+	if sw, ok := k.h.Network().(interface{ Backoff() *swarm.DialBackoff }); ok {
+		sw.Backoff().Clear(ai.ID)
+	}
 	if err := k.h.Connect(ctx, ai); err != nil {
 		return nil, fmt.Errorf("connecting to the relay: %w", err)
 	}

@@ -26,7 +26,7 @@ type natFlags struct {
 
 func (f *natFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.relays, "relay", "keep a reservation on the relay at `MULTIADDR/p2p/ID`, to be reachable through it from behind a NAT (repeatable)")
-	fs.StringVar(&f.reachability, "reachability", daemon.ReachabilityAuto, "`auto` (AutoNAT decides), public or private: private announces the relays' circuit addresses at once")
+	fs.StringVar(&f.reachability, "reachability", daemon.ReachabilityAuto, "reachability `MODE`: auto (AutoNAT decides), public or private (private announces the relays' circuit addresses at once)")
 	fs.BoolVar(&f.relayService, "relay-service", false, "relay for other peers (circuit relay v2) and answer their AutoNAT checks")
 	fs.IntVar(&f.maxReservations, "relay-max-reservations", nat.DefaultRelayMaxReservations, "relay service: at most `N` peers hold a slot")
 	fs.IntVar(&f.maxCircuits, "relay-max-circuits", nat.DefaultRelayMaxCircuits, "relay service: at most `N` relayed connections per peer")
