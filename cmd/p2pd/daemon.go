@@ -281,6 +281,9 @@ EXAMPLES
 		fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
 		probe := repo.DefaultConfig()
 		f.merge(fs, &probe)
+		// config.json may turn the relay service on for the relay flags
+		// given here: that check waits for the real settings.
+		probe.RelayService = probe.RelayService || !set["relay-service"]
 		if _, err := daemonOptions(probe, func(n string) bool { return set[n] }, "config.json"); err != nil {
 			return err
 		}

@@ -109,3 +109,20 @@ func TestFormatNATEvents(t *testing.T) {
 		}
 	}
 }
+
+// TestRelayLimitFlagWithServiceInConfig: a relay limit flag is accepted
+// when config.json (not the command line) turns the relay service on.
+func TestRelayLimitFlagWithServiceInConfig(t *testing.T) {
+	cfg := repo.DefaultConfig()
+	cfg.RelayService = true
+	zero := int64(0)
+	cfg.RelayLimitData = &zero
+	if _, err := daemonOptions(cfg, func(n string) bool { return n == "relay-limit-data" }, "/r/config.json"); err != nil {
+		t.Fatal(err)
+	}
+	cfg.RelayService = false
+	_, err := daemonOptions(cfg, func(n string) bool { return n == "relay-limit-data" }, "/r/config.json")
+	if err == nil || err.Error() != "--relay-limit-data needs --relay-service" {
+		t.Fatalf("got %v", err)
+	}
+}
