@@ -57,6 +57,13 @@ func (s *holdServer) fail(st network.Stream, err error) {
 	}
 }
 
+// failed is how many streams the handler gave up on.
+func (s *holdServer) failed() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return int64(s.failures)
+}
+
 func (s *holdServer) handle(st network.Stream) {
 	s.wg.Add(1)
 	defer s.wg.Done()
@@ -157,23 +164,36 @@ func TestTenThousandStreamsTCP(t *testing.T) {
 	b.SetStreamHandler(manyProto, srv.handle)
 	heapBefore, stackBefore := memMiB()
 
-	// Open all n at once, each from its own goroutine.
+	// Open them in waves of openWave, each stream from its own goroutine,
+	// the next wave once B's handler holds the streams of the last: B
+	// negotiates every inbound stream's protocol within 10 s (go-libp2p's
+	// negotiation timeout), which thousands at once on a busy machine
+	// overrun. All n are then open at once.
+	const openWave = 500
 	start := time.Now()
 	streams := make([]network.Stream, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
+	var openFailed atomic.Int64
 	for i := range n {
+		if i > 0 && i%openWave == 0 {
+			for srv.opened.Load()+srv.failed()+openFailed.Load() < int64(i) && ctx.Err() == nil {
+				time.Sleep(time.Millisecond)
+			}
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			s, err := a.NewStream(ctx, b.ID(), manyProto)
 			if err != nil {
 				errs[i] = err
+				openFailed.Add(1)
 				return
 			}
 			streams[i] = s
 			if _, err := s.Write([]byte{helloByte}); err != nil {
 				errs[i] = err
+				openFailed.Add(1)
 			}
 		}()
 	}
