@@ -250,7 +250,6 @@ func daemonOptions(cfg repo.Config, fromFlag func(string) bool, cfgFile string) 
 	return append(append(opts, nopts...), gopts...), nil
 }
 
-
 var daemonCmd = &command{
 	name:  "daemon",
 	args:  "[flags]",

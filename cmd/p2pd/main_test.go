@@ -137,4 +137,3 @@ func TestParseArgsIntersperses(t *testing.T) {
 		}
 	}
 }
-
