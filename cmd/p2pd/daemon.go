@@ -258,12 +258,14 @@ var daemonCmd = &command{
 Settings come from REPO/config.json; flags given here win. Once ready it prints:
   peer id: 12D3KooW...
   listening on: /ip4/.../tcp/4001/p2p/12D3KooW...   (one line per address)
+  gateway: /ip4/127.0.0.1/tcp/8080                  (with --gateway)
   api: /ip4/127.0.0.1/tcp/5055
 
 EXAMPLES
   p2pd daemon
   p2pd daemon --rendezvous my-team --api /ip4/127.0.0.1/tcp/0
-  p2pd daemon --listen /ip4/127.0.0.1/tcp/0 --bootstrap none --dht server --dht-prefix /lab`,
+  p2pd daemon --listen /ip4/127.0.0.1/tcp/0 --bootstrap none --dht server --dht-prefix /lab
+  p2pd daemon --gateway 8080      # then http://localhost:8080/p2p/PEER/x/PROTO/http/`,
 	run: func(ctx context.Context, e *env, c *command, args []string) error {
 		fs := newFlagSet(e, c)
 		var f daemonFlags
