@@ -32,11 +32,18 @@
 // join. PeerJoined and PeerLeft are therefore reported exactly once per
 // session: joined when the handshake completes, left when its stream ends.
 //
+// ProtocolNickID (/p2pd/chat/1.1.0) is the same with nicknames: right after
+// its handshake line ("hello ..." or "welcome") each side sends
+// "nick <name>\n", the name possibly empty. A room serves both protocols and
+// opens sessions with 1.1.0 when the peer speaks it, so older peers still
+// talk to newer ones (without nicknames). A nickname is only a label: the
+// terminal shows it beside the peer's short ID, never instead of it.
+//
 // # What it does not do
 //
 // The package does not find peers or dial them: the host's connections come
-// from elsewhere (package discovery, or the caller). It keeps no history, has
-// no nicknames, and does not authenticate rooms: anyone who knows the room
+// from elsewhere (package discovery, or the caller). It keeps no history
+// and does not authenticate rooms: anyone who knows the room
 // string can join it. Messages travel over the connection's own encryption
 // (TLS, Noise or QUIC) to each peer directly; nothing is relayed through other
 // members.

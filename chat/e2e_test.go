@@ -190,7 +190,8 @@ func TestE2EUsageErrors(t *testing.T) {
 }
 
 // TestE2EWaitPeers pipes a line into a chat that waits for two peers: it
-// is sent only once both are in the room, so both get it; a chat waiting
+// is sent only once both are in the room, so both get it, under the
+// sender's --nick beside its short ID; a chat waiting
 // for more peers than come gives up with an error. The "listening on"
 // lines show only with --verbose.
 func TestE2EWaitPeers(t *testing.T) {
@@ -198,7 +199,7 @@ func TestE2EWaitPeers(t *testing.T) {
 	_, boot := startBootstrap(t, bin)
 	const room = "waiting room"
 
-	sender := startChat(t, bin, "sender", room, boot, "--wait-peers", "2")
+	sender := startChat(t, bin, "sender", room, boot, "--wait-peers", "2", "--nick", "the sender")
 	sender.write("for both of you\n")
 	_ = sender.stdin.Close() // EOF right away: the line waits, then the chat ends
 	sender.waitErrLine("* waiting for 2 peer(s) before sending (at most 1m0s)")
@@ -206,8 +207,10 @@ func TestE2EWaitPeers(t *testing.T) {
 	alice := startChat(t, bin, "alice", room, boot, "--verbose")
 	bob := startChat(t, bin, "bob", room, boot)
 	for _, c := range []*chatProc{alice, bob} {
-		c.waitOut(sender.short + ": for both of you")
+		c.waitOut("* the sender (" + sender.short + ") joined")
+		c.waitOut("the sender (" + sender.short + "): for both of you")
 	}
+	alice.waitOut("* " + bob.short + " joined") // no --nick: the short ID alone
 	sender.waitExit()
 	if n := len(regexpLines(alice.errOut, `^\* listening on /ip4/127\.0\.0\.1/tcp/\d+/p2p/`)); n == 0 {
 		t.Errorf("--verbose printed no listening line:\n%s", alice.errOut)

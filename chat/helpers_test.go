@@ -207,7 +207,7 @@ func chatStreams(h host.Host, p peer.ID) int {
 	n := 0
 	for _, c := range h.Network().ConnsToPeer(p) {
 		for _, s := range c.GetStreams() {
-			if s.Protocol() == ProtocolID {
+			if s.Protocol() == ProtocolID || s.Protocol() == ProtocolNickID {
 				n++
 			}
 		}

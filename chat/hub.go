@@ -126,7 +126,7 @@ func (h *hub) consider(ctx context.Context, p peer.ID) {
 	if r.h.Network().Connectedness(p) != network.Connected {
 		return
 	}
-	if ok, err := r.h.Peerstore().SupportsProtocols(p, ProtocolID); err != nil || len(ok) == 0 {
+	if ok, err := r.h.Peerstore().SupportsProtocols(p, ProtocolNickID, ProtocolID); err != nil || len(ok) == 0 {
 		return
 	}
 	o := h.openers[p]
@@ -198,7 +198,7 @@ func (h *hub) install(ctx context.Context, s *session) {
 		// Keep the connection while the peer is in the room: the
 		// connection manager would otherwise trim it like any other.
 		h.r.h.ConnManager().Protect(s.peer, protectTag)
-		h.emit(ctx, Event{Kind: PeerJoined, Peer: s.peer})
+		h.emit(ctx, Event{Kind: PeerJoined, Peer: s.peer, Nick: s.nick})
 		log.Infow("peer joined", "peer", s.peer, "room", h.r.name)
 	}
 	r := h.r
@@ -216,7 +216,7 @@ func (h *hub) ended(ctx context.Context, end sessionEnd) {
 	}
 	delete(h.sessions, s.peer)
 	h.r.h.ConnManager().Unprotect(s.peer, protectTag)
-	h.emit(ctx, Event{Kind: PeerLeft, Peer: s.peer, Err: end.err})
+	h.emit(ctx, Event{Kind: PeerLeft, Peer: s.peer, Nick: s.nick, Err: end.err})
 	log.Infow("peer left", "peer", s.peer, "room", h.r.name, "err", end.err)
 	if o := h.openers[s.peer]; o != nil {
 		h.backoff(o) // a session that keeps failing is retried less and less often

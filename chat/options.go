@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"strings"
 	"fmt"
 	"time"
 
@@ -35,6 +36,19 @@ type config struct {
 	queue        int                        // messages queued per peer before it counts as too slow
 	linger       time.Duration              // how long a closing session waits for the peer to close its half
 	onDial       func(p peer.ID, err error) // tests: how each attempt to open a session ended
+	nick         string                     // shown to the others beside our short ID
+}
+
+// Nick sets the nickname the others see beside this peer's short ID
+// (default none). See ValidateNick.
+func Nick(name string) Option {
+	return func(c *config) error {
+		if err := ValidateNick(name); err != nil {
+			return err
+		}
+		c.nick = strings.TrimSpace(name)
+		return nil
+	}
 }
 
 func defaultConfig() config {

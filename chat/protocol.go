@@ -9,12 +9,49 @@ import (
 	"io"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/libp2p/go-libp2p/core/protocol"
 )
 
 // ProtocolID is the libp2p protocol of a chat session.
 const ProtocolID protocol.ID = "/p2pd/chat/1.0.0"
+
+// ProtocolNickID is ProtocolID with nicknames: after its handshake line
+// each side sends "nick <name>\n" (the name may be empty). A room speaks
+// both and opens sessions with this one when the peer does.
+const ProtocolNickID protocol.ID = "/p2pd/chat/1.1.0"
+
+// MaxNickBytes is the longest nickname; a longer one received is cut.
+const MaxNickBytes = 32
+
+// nickPrefix starts the nickname line of ProtocolNickID.
+const nickPrefix = "nick "
+
+// ValidateNick checks a nickname given to Nick: at most MaxNickBytes of
+// UTF-8 without control characters or line breaks, not only spaces.
+func ValidateNick(nick string) error {
+	switch {
+	case len(nick) > MaxNickBytes:
+		return fmt.Errorf("nickname %q: longer than %d bytes", nick, MaxNickBytes)
+	case nick != Sanitize(nick) || strings.ContainsAny(nick, "\n\r"):
+		return fmt.Errorf("nickname %q: contains control characters", nick)
+	case nick != "" && strings.TrimSpace(nick) == "":
+		return fmt.Errorf("nickname %q: only spaces", nick)
+	}
+	return nil
+}
+
+// cleanNick is a received nickname as shown: sanitized, trimmed and cut to
+// MaxNickBytes (on a rune boundary).
+func cleanNick(nick string) string {
+	nick = strings.TrimSpace(Sanitize(nick))
+	for len(nick) > MaxNickBytes {
+		_, size := utf8.DecodeLastRuneInString(nick)
+		nick = nick[:len(nick)-size]
+	}
+	return nick
+}
 
 // Handshake lines (see the package documentation).
 const (

@@ -97,3 +97,25 @@ func TestShortID(t *testing.T) {
 		t.Fatalf("ShortID = %q, want %q", got, "AJU5SA")
 	}
 }
+
+func TestNicknames(t *testing.T) {
+	for _, ok := range []string{"", "alice", "Zoë", "dev team"} {
+		if err := ValidateNick(ok); err != nil {
+			t.Errorf("ValidateNick(%q): %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"   ", "a\nb", "bell\a", strings.Repeat("x", MaxNickBytes+1), "rtl\u202eevil"} {
+		if err := ValidateNick(bad); err == nil {
+			t.Errorf("ValidateNick(%q) accepted it", bad)
+		}
+	}
+	for in, want := range map[string]string{
+		" alice ":                         "alice",
+		"a\x1bb":                          "a\uFFFDb",
+		strings.Repeat("é", MaxNickBytes): strings.Repeat("é", MaxNickBytes/2),
+	} {
+		if got := cleanNick(in); got != want {
+			t.Errorf("cleanNick(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -64,6 +64,9 @@ type Event struct {
 	Text string
 	// Err is why a session ended (PeerLeft) or what a Notice is about.
 	Err error
+	// Nick is the nickname the peer gave (cleaned), or "" for none or a
+	// peer whose p2pd has no nicknames.
+	Nick string
 }
 
 // ShortID is the short form of a peer ID shown in the chat: its last six
@@ -173,6 +176,9 @@ func ValidateRoom(name string) error {
 // Name returns the room's name.
 func (r *Room) Name() string { return r.name }
 
+// Nick returns this peer's nickname ("" for none).
+func (r *Room) Nick() string { return r.cfg.nick }
+
 // Self returns the peer ID of the room's host: the author of what Send sends.
 func (r *Room) Self() peer.ID { return r.h.ID() }
 
@@ -214,6 +220,7 @@ func (r *Room) Start(ctx context.Context) error {
 	go func() { defer r.wg.Done(); r.watch(life, sub) }()
 	go func() { defer r.wg.Done(); hb.run(life) }()
 	go func() { defer r.wg.Done(); r.outbox(life) }()
+	r.h.SetStreamHandler(ProtocolNickID, r.handleStream)
 	r.h.SetStreamHandler(ProtocolID, r.handleStream)
 	for _, p := range r.h.Network().Peers() {
 		r.poke(p, false)
@@ -233,6 +240,7 @@ func (r *Room) Close() error {
 		started, cancel := r.started, r.cancel
 		r.mu.Unlock()
 		if started {
+			r.h.RemoveStreamHandler(ProtocolNickID)
 			r.h.RemoveStreamHandler(ProtocolID)
 			cancel()
 			r.wg.Wait()

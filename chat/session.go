@@ -22,6 +22,7 @@ import (
 // can go, even when the host closes right after the room.
 type session struct {
 	peer   peer.ID
+	nick   string // the peer's nickname, cleaned; "" for none
 	stream network.Stream
 	lines  *lineReader   // also read the handshake: it may hold buffered bytes
 	out    chan string   // messages queued for the peer
@@ -76,7 +77,7 @@ func (r *Room) open(ctx context.Context, p peer.ID) (*session, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.handshake)
 	defer cancel()
 	ctx = network.WithNoDial(ctx, "chat opens sessions on existing connections only")
-	s, err := r.h.NewStream(ctx, p, ProtocolID)
+	s, err := r.h.NewStream(ctx, p, ProtocolNickID, ProtocolID)
 	if err != nil {
 		return nil, fmt.Errorf("opening a chat stream: %w", err)
 	}
@@ -102,11 +103,18 @@ func (r *Room) open(ctx context.Context, p peer.ID) (*session, error) {
 		s.Reset()
 		return nil, fmt.Errorf("unexpected answer to hello: %q", Sanitize(answer))
 	}
+	nick, err := r.exchangeNicks(s, lr)
+	if err != nil {
+		s.Reset()
+		return nil, err
+	}
 	if err := s.SetDeadline(time.Time{}); err != nil {
 		s.Reset()
 		return nil, fmt.Errorf("clearing the handshake deadline: %w", err)
 	}
-	return r.newSession(p, s, lr), nil
+	sess := r.newSession(p, s, lr)
+	sess.nick = nick
+	return sess, nil
 }
 
 // handleStream accepts a session: it reads the hello, answers it, and hands
@@ -151,15 +159,44 @@ func (r *Room) handleStream(s network.Stream) {
 		s.Reset()
 		return
 	}
+	nick, err := r.exchangeNicks(s, lr)
+	if err != nil {
+		log.Debugw("no nickname on a chat stream", "peer", p, "err", err)
+		s.Reset()
+		return
+	}
 	if err := s.SetDeadline(time.Time{}); err != nil {
 		s.Reset()
 		return
 	}
+	sess := r.newSession(p, s, lr)
+	sess.nick = nick
 	select {
-	case r.register <- r.newSession(p, s, lr):
+	case r.register <- sess:
 	case <-life.Done():
 		s.Reset()
 	}
+}
+
+// exchangeNicks sends our nickname and reads the peer's, on a stream of
+// ProtocolNickID (both sides send theirs after their handshake line); on
+// a ProtocolID stream there are none.
+func (r *Room) exchangeNicks(s network.Stream, lr *lineReader) (string, error) {
+	if s.Protocol() != ProtocolNickID {
+		return "", nil
+	}
+	if _, err := io.WriteString(s, nickPrefix+r.cfg.nick+"\n"); err != nil {
+		return "", fmt.Errorf("sending the nickname: %w", err)
+	}
+	line, err := lr.next(handshakeLineMax)
+	if err != nil {
+		return "", fmt.Errorf("reading the nickname: %w", err)
+	}
+	nick, ok := strings.CutPrefix(line, nickPrefix)
+	if !ok && line != strings.TrimSpace(nickPrefix) {
+		return "", fmt.Errorf("expected a nickname line, got %q", Sanitize(line))
+	}
+	return cleanNick(nick), nil
 }
 
 // readLoop reads the peer's messages until the stream ends, then tells the
@@ -171,7 +208,7 @@ func (r *Room) readLoop(ctx context.Context, s *session) {
 		text, err = s.lines.next(r.cfg.maxLine)
 		if errors.Is(err, ErrLineTooLong) {
 			log.Warnw("refused a line from a peer", "peer", s.peer, "err", err)
-			if !r.deliver(ctx, Event{Kind: Notice, Peer: s.peer, Err: fmt.Errorf("refused a line from the peer: %w", err)}) {
+			if !r.deliver(ctx, Event{Kind: Notice, Peer: s.peer, Nick: s.nick, Err: fmt.Errorf("refused a line from the peer: %w", err)}) {
 				err = nil // the room is closing
 				break
 			}
@@ -183,7 +220,7 @@ func (r *Room) readLoop(ctx context.Context, s *session) {
 		if text = Sanitize(text); text == "" {
 			continue
 		}
-		if !r.deliver(ctx, Event{Kind: Message, Peer: s.peer, Text: text}) {
+		if !r.deliver(ctx, Event{Kind: Message, Peer: s.peer, Nick: s.nick, Text: text}) {
 			err = nil // the room is closing
 			break
 		}

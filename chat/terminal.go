@@ -302,7 +302,7 @@ func (t *Terminal) handle(ctx context.Context, l inputLine) (quit bool) {
 	case n == 0:
 		t.notice(t.errOut, "nobody else is in the room yet: not sent")
 	case t.ed != nil:
-		t.println(t.out, t.label(t.room.Self())+": "+Sanitize(text))
+		t.println(t.out, t.label(t.room.Self(), t.room.Nick())+": "+Sanitize(text))
 	}
 	return false
 }
@@ -324,7 +324,7 @@ func (t *Terminal) listPeers(ctx context.Context) {
 	}
 	t.notice(t.out, fmt.Sprintf("%d %s in the room:", len(peers), word))
 	for _, p := range peers {
-		t.println(t.out, t.dim("*   ")+t.label(p)+t.dim(" "+p.String()))
+		t.println(t.out, t.dim("*   ")+t.label(p, "")+t.dim(" "+p.String()))
 	}
 }
 
@@ -332,13 +332,13 @@ func (t *Terminal) listPeers(ctx context.Context) {
 func (t *Terminal) show(ev Event) {
 	switch ev.Kind {
 	case Message:
-		t.println(t.out, t.label(ev.Peer)+": "+ev.Text)
+		t.println(t.out, t.label(ev.Peer, ev.Nick)+": "+ev.Text)
 	case PeerJoined:
-		t.println(t.out, t.dim("* ")+t.label(ev.Peer)+t.dim(" joined"))
+		t.println(t.out, t.dim("* ")+t.label(ev.Peer, ev.Nick)+t.dim(" joined"))
 	case PeerLeft:
-		t.println(t.out, t.dim("* ")+t.label(ev.Peer)+t.dim(" left"))
+		t.println(t.out, t.dim("* ")+t.label(ev.Peer, ev.Nick)+t.dim(" left"))
 	case Notice:
-		t.println(t.errOut, t.dim("* ")+t.label(ev.Peer)+t.dim(": "+errText(ev.Err)))
+		t.println(t.errOut, t.dim("* ")+t.label(ev.Peer, ev.Nick)+t.dim(": "+errText(ev.Err)))
 	}
 }
 
@@ -384,9 +384,14 @@ func (t *Terminal) endPrompt() {
 // ANSI colours for peer labels: red, green, yellow, blue, magenta, cyan.
 var labelColors = []string{"31", "32", "33", "34", "35", "36"}
 
-// label is p's short ID, in p's colour when colours are on.
-func (t *Terminal) label(p peer.ID) string {
+// label is p's short ID, after its nickname if it gave one ("alice
+// (Yx9bQe)": the short ID stays, since anyone may take any nickname), in
+// p's colour when colours are on.
+func (t *Terminal) label(p peer.ID, nick string) string {
 	s := ShortID(p)
+	if nick != "" {
+		s = nick + " (" + s + ")"
+	}
 	if !t.cfg.color {
 		return s
 	}

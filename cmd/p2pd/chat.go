@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,6 +37,7 @@ type chatFlags struct {
 	waitPeers  int
 	waitFor    time.Duration
 	verbose    bool
+	nick       string
 }
 
 // chatWaitTimeout is how long --wait-peers waits by default.
@@ -52,6 +54,7 @@ func (f *chatFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.waitPeers, "wait-peers", 0, "send nothing until `N` peers are in the room (for piped input); fail after --wait-timeout")
 	fs.DurationVar(&f.waitFor, "wait-timeout", chatWaitTimeout, "how long --wait-peers waits")
 	fs.BoolVar(&f.verbose, "verbose", false, "also print the addresses this chat node listens on")
+	fs.StringVar(&f.nick, "nick", "", "the `NAME` the others see beside your short ID (at most 32 bytes)")
 }
 
 // chatSetup is what the chat flags describe, checked.
@@ -69,6 +72,9 @@ func (f *chatFlags) check() (chatSetup, error) {
 	}
 	if err := chat.ValidateRoom(f.rendezvous); err != nil {
 		return s, usagef("--rendezvous: %v", err)
+	}
+	if err := chat.ValidateNick(f.nick); err != nil {
+		return s, usagef("invalid --nick value: %v", err)
 	}
 	if f.waitPeers < 0 {
 		return s, usagef("invalid --wait-peers value %d: want a number of peers, 0 for none", f.waitPeers)
@@ -177,7 +183,7 @@ func runChat(ctx context.Context, e *env, c *command, args []string) error {
 	}
 	defer h.Close()
 
-	room, err := chat.New(h, f.rendezvous)
+	room, err := chat.New(h, f.rendezvous, chat.Nick(f.nick))
 	if err != nil {
 		return err
 	}
@@ -288,6 +294,9 @@ func chatIdentity(path string) (crypto.PrivKey, *repo.Lock, error) {
 func printChatBanner(e *env, id peer.ID, addrs []ma.Multiaddr, f chatFlags, s chatSetup) {
 	w := e.stderr
 	fmt.Fprintf(w, "* you are %s (%s) in room %q\n", chat.ShortID(id), id, f.rendezvous)
+	if nick := strings.TrimSpace(f.nick); nick != "" {
+		fmt.Fprintf(w, "* the others see you as %s (%s)\n", nick, chat.ShortID(id))
+	}
 	p2p := ma.StringCast("/p2p/" + id.String())
 	for _, a := range addrs {
 		if f.verbose {
