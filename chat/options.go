@@ -1,8 +1,8 @@
 package chat
 
 import (
-	"strings"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
