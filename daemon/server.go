@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -13,7 +12,6 @@ import (
 	"net/http/pprof"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -117,57 +115,12 @@ func decodeBody(r *http.Request, v any) error {
 	return decodeJSON(b, v)
 }
 
-// decodeJSON is decodeBody's parser (a fuzz target of its own).
+// decodeJSON is decodeBody's parser: api.Decode, refusals as 400.
 func decodeJSON(b []byte, v any) error {
-	if len(bytes.TrimSpace(b)) == 0 {
-		return badRequest("invalid request body: empty, want a JSON object")
-	}
-	if !utf8.Valid(b) {
-		return badRequest("invalid request body: not valid UTF-8 (first bad byte at offset %d)", firstInvalidUTF8(b))
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) && te.Field != "" {
-			return badRequest("invalid request body: field %q must be %s, got a JSON %s", te.Field, jsonKind(te.Type.Kind().String()), te.Value)
-		}
+	if err := api.Decode(b, v); err != nil {
 		return badRequest("invalid request body: %v", err)
 	}
-	if off := dec.InputOffset(); len(bytes.TrimSpace(b[off:])) != 0 {
-		return badRequest("invalid request body: unexpected data after the JSON object at offset %d: send exactly one object", off)
-	}
 	return nil
-}
-
-// firstInvalidUTF8 is the offset of b's first byte that is not part of a
-// valid UTF-8 sequence.
-func firstInvalidUTF8(b []byte) int {
-	for i := 0; i < len(b); {
-		r, n := utf8.DecodeRune(b[i:])
-		if r == utf8.RuneError && n <= 1 {
-			return i
-		}
-		i += n
-	}
-	return len(b)
-}
-
-// jsonKind names a Go kind the way a JSON user would.
-func jsonKind(k string) string {
-	switch k {
-	case "string":
-		return "a string"
-	case "bool":
-		return "true or false"
-	case "slice", "array":
-		return "a list"
-	case "struct", "map":
-		return "an object"
-	case "int", "int64", "uint64", "int32", "uint32", "float64":
-		return "a number"
-	}
-	return "a " + k
 }
 
 // responseKey is the context key under which serveAPI stores the request's

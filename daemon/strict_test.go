@@ -206,8 +206,8 @@ func TestTrailingDataAndInvalidUTF8Refused(t *testing.T) {
 		body       []byte
 		want       string
 	}{
-		{"trailing object", api.RouteClose, []byte(`{"protocol":"/x/nope"}{"all":true}`), "unexpected data after the JSON object at offset 22"},
-		{"trailing garbage", api.RouteClose, []byte(`{"all":true} x`), "unexpected data after the JSON object"},
+		{"trailing object", api.RouteClose, []byte(`{"protocol":"/x/nope"}{"all":true}`), "unexpected data after the JSON value at offset 22"},
+		{"trailing garbage", api.RouteClose, []byte(`{"all":true} x`), "unexpected data after the JSON value"},
 		{"invalid utf-8", api.RouteClose, []byte("{\"protocol\":\"/x/\xff\xfe\"}"), "not valid UTF-8 (first bad byte at offset 16)"},
 		{"empty body", api.RouteClose, nil, "empty, want a JSON object"},
 		{"wrong type", api.RouteClose, []byte(`{"all":"yes"}`), `field "all" must be true or false, got a JSON string`},

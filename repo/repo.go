@@ -280,9 +280,7 @@ func (r *Repo) ReadJSON(name string, v any) error {
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", r.File(name), err)
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := api.Decode(b, v); err != nil {
 		return fmt.Errorf("%s is not valid: %w", r.File(name), err)
 	}
 	return nil
