@@ -18,6 +18,9 @@ type Status struct {
 	// Announced are the addresses the node tells others (identify, the
 	// DHT): public ones, --announce ones and circuit addresses.
 	Announced []string `json:"announced"`
+	// Gateway is the HTTP gateway's address (daemon --gateway); empty
+	// without one.
+	Gateway string `json:"gateway,omitempty"`
 	// Relays are the configured relays and this node's reservations.
 	Relays []RelayReservation `json:"relays"`
 	// RelayService describes the relay this node runs for others, if any.

@@ -59,6 +59,14 @@ func (d *Daemon) printGateway() {
 	}
 }
 
+// gatewayAddr is the gateway's address, or "" without one.
+func (d *Daemon) gatewayAddr() string {
+	if d.gateway == nil {
+		return ""
+	}
+	return d.gateway.Addr().String()
+}
+
 // stopGateway closes the gateway, if there is one: its requests end, their
 // streams follow.
 func (d *Daemon) stopGateway() {

@@ -46,6 +46,7 @@ func (d *Daemon) status() api.Status {
 	for _, a := range d.host.Addrs() {
 		st.Announced = append(st.Announced, a.Encapsulate(p2p).String())
 	}
+	st.Gateway = d.gatewayAddr()
 	if d.nat.keeper != nil {
 		for _, r := range d.nat.keeper.Reservations() {
 			st.Relays = append(st.Relays, reservationJSON(r))

@@ -29,8 +29,9 @@ func gatewayPair(t *testing.T, extra ...string) (a, b *node) {
 	t.Helper()
 	a = startDaemon(t, append([]string{"--bootstrap", "none", "--dht", "off", "--gateway", "/ip4/127.0.0.1/tcp/0"}, extra...)...)
 	b = startDaemon(t, "--bootstrap", "none", "--dht", "off")
-	if a.gw == "" {
-		t.Fatal("the daemon printed no gateway: line")
+	var st api.Status
+	if a.mustJSON(&st, "status"); a.gw == "" || st.Gateway != a.gw {
+		t.Fatalf("gateway: line %q, status gateway %q; want the same address", a.gw, st.Gateway)
 	}
 	if r := a.cli("connect", b.addr()); r.code != 0 {
 		t.Fatalf("connect: %s", r)

@@ -55,6 +55,9 @@ func printStatus(w io.Writer, st *api.Status) {
 	}
 	list("listening on", st.Addresses)
 	list("announced", st.Announced)
+	if st.Gateway != "" {
+		fmt.Fprintf(w, "gateway: %s\n", st.Gateway)
+	}
 	fmt.Fprintln(w, "relays:")
 	if len(st.Relays) == 0 {
 		fmt.Fprintln(w, "  (none configured: add --relay to be reachable from behind a NAT)")
