@@ -1,11 +1,13 @@
 package host
 
 import (
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 )
 
 // QUICFallbackDelay is how long after its last TCP dial the host starts
@@ -23,7 +25,13 @@ const QUICFallbackDelay = 500 * time.Millisecond
 // swarm.DefaultDialRanker (which staggers IPv6/IPv4 and private/public
 // attempts). QUIC addresses follow QUICFallbackDelay after the last TCP
 // attempt, any other direct addresses after those, and relay addresses last,
-// swarm.RelayDelay after every direct attempt.
+// swarm.RelayDelay after every direct attempt. A peer behind a NAT, though,
+// announces circuit addresses next to LAN and loopback ones only: then the
+// relay addresses start swarm.RelayDelay after the last TCP attempt, beside
+// the QUIC ones. A QUIC dial to a LAN address of another network does not
+// fail at once as a TCP one does, and waiting for it cost the first
+// connection across two NATs a second (BENCHMARKS.md). On a shared LAN the
+// TCP dial has long succeeded by then.
 func rankTCPFirst(addrs []ma.Multiaddr) []network.AddrDelay {
 	var tcps, quics, others, relays []ma.Multiaddr
 	for _, a := range addrs {
@@ -54,8 +62,16 @@ func rankTCPFirst(addrs []ma.Multiaddr) []network.AddrDelay {
 		}
 	}
 	add(tcps, 0)
+	afterTCP := latest(out)
 	add(quics, QUICFallbackDelay)
 	add(others, QUICFallbackDelay)
+	if len(relays) > 0 && len(tcps) > 0 && !slices.ContainsFunc(append(tcps, append(quics, others...)...), manet.IsPublicAddr) {
+		for _, ad := range swarm.DefaultDialRanker(relays) {
+			ad.Delay += afterTCP + swarm.RelayDelay
+			out = append(out, ad)
+		}
+		return out
+	}
 	add(relays, swarm.RelayDelay)
 	return out
 }

@@ -59,6 +59,21 @@ func TestRankTCPFirst(t *testing.T) {
 			},
 		},
 		{
+			name: "behind a NAT: relay beside quic, not after it",
+			addrs: []string{
+				"/ip4/11.0.0.10/tcp/1/p2p/" + relayPeer + "/p2p-circuit",
+				"/ip4/192.168.1.2/udp/1/quic-v1",
+				"/ip4/192.168.1.2/tcp/1",
+				"/ip4/127.0.0.1/tcp/1",
+			},
+			want: map[string]time.Duration{
+				"/ip4/192.168.1.2/tcp/1":                                 0,
+				"/ip4/127.0.0.1/tcp/1":                                   swarm.PrivateTCPDelay,
+				"/ip4/192.168.1.2/udp/1/quic-v1":                         swarm.PrivateTCPDelay + QUICFallbackDelay,
+				"/ip4/11.0.0.10/tcp/1/p2p/" + relayPeer + "/p2p-circuit": swarm.PrivateTCPDelay + swarm.RelayDelay,
+			},
+		},
+		{
 			name:  "relay alone is dialled at once",
 			addrs: []string{"/ip4/1.2.3.4/tcp/1/p2p/" + relayPeer + "/p2p-circuit"},
 			want:  map[string]time.Duration{"/ip4/1.2.3.4/tcp/1/p2p/" + relayPeer + "/p2p-circuit": 0},
