@@ -9,6 +9,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/p2pd/p2pd/discovery"
+	"github.com/p2pd/p2pd/listeners"
 )
 
 // HTTPProtocol is the protocol of URLs of the short form /p2p/PEER/http/PATH.
@@ -56,6 +59,9 @@ func parsePath(escaped string) (target, error) {
 		if name == "" {
 			return target{}, fmt.Errorf("%w %q: empty rendezvous name after @", errBadPath, escaped)
 		}
+		if err := discovery.ValidateRendezvous(name); err != nil {
+			return target{}, fmt.Errorf("%w %q: @NAME: %w", errBadPath, escaped, err)
+		}
 		t.name = name
 	} else if t.peer, err = peer.Decode(p); err != nil {
 		return target{}, fmt.Errorf("%w %q: invalid peer ID %q: %w", errBadPath, escaped, p, err)
@@ -82,6 +88,9 @@ func parsePath(escaped string) (target, error) {
 			return target{}, fmt.Errorf("%w %q: protocol: %w", errBadPath, escaped, err)
 		}
 		t.proto = protocol.ID(proto)
+		if err := listeners.ValidateProtocol(t.proto); err != nil {
+			return target{}, fmt.Errorf("%w %q: %w", errBadPath, escaped, err)
+		}
 	default:
 		return target{}, fmt.Errorf("%w %q: %s", errBadPath, escaped, usage)
 	}
