@@ -347,7 +347,12 @@ func TestMaxProcs(t *testing.T) {
 		t.Skip("GOMAXPROCS is set in the environment: the default is not used")
 	}
 	def := startDaemon(t, "--bootstrap", "none")
-	if got, want := gauge(t, def, "go_sched_gomaxprocs_threads"), float64(max(1, runtime.GOMAXPROCS(0)/2)); got != want {
-		t.Errorf("default: the daemon runs on %v cores, want %v (half of %d)", got, want, runtime.GOMAXPROCS(0))
+	if got, want := gauge(t, def, "go_sched_gomaxprocs_threads"), float64(runtime.GOMAXPROCS(0)); got != want {
+		t.Errorf("default: the daemon runs on %v cores, want Go's default %v", got, want)
+	}
+	// The stream registry's bridge-engine failures are exported, and none
+	// happened.
+	if got := gauge(t, def, "p2pd_streams_engine_failures_total"); got != 0 {
+		t.Errorf("p2pd_streams_engine_failures_total = %v on a fresh daemon, want 0", got)
 	}
 }
