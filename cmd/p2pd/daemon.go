@@ -107,7 +107,7 @@ func (f *daemonFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.deny, "deny", "never dial or accept addresses in `CIDR` (repeatable)")
 	fs.Var(&f.allow, "allow", "only dial or accept addresses in `CIDR` (repeatable)")
 	fs.Var(&f.trusted, "trusted-network", "exempt peers in `CIDR` from per-IP connection limits (repeatable; for many nodes behind one address)")
-	fs.StringVar(&f.api, "api", api.DefaultAPIAddr, "control API `MULTIADDR` (port 0 picks one; /unix/PATH for a socket)")
+	fs.StringVar(&f.api, "api", api.DefaultAPIAddr, "control API `ADDR`: PORT, HOST:PORT or a multiaddr (port 0 picks one; /unix/PATH for a socket)")
 	fs.BoolVar(&f.apiRemote, "api-allow-remote", false, "let --api be a non-loopback address (the API token then crosses the network in clear)")
 	fs.BoolVar(&f.mdns, "mdns", true, "discover peers on the LAN with mDNS")
 	fs.DurationVar(&f.dialTimeout, "dial-timeout", listeners.DefaultDialTimeout, "how long a forward tries to reach its peer")

@@ -85,7 +85,7 @@ type clientFlags struct {
 func addClientFlags(fs *flag.FlagSet) *clientFlags {
 	f := &clientFlags{}
 	fs.StringVar(&f.repo, "repo", "", "the node's repo `DIR` (default $P2PD_REPO or ~/.p2pd)")
-	fs.StringVar(&f.api, "api", "", "the daemon's API `MULTIADDR` (default: read from REPO/api)")
+	fs.StringVar(&f.api, "api", "", "the daemon's API `ADDR`: PORT, HOST:PORT, a multiaddr or /unix/PATH (default: read from REPO/api)")
 	fs.BoolVar(&f.json, "json", false, "print JSON")
 	return f
 }

@@ -106,7 +106,7 @@ EXAMPLES
 		fs, cf := clientFlagSet(e, c)
 		custom := fs.Bool("allow-custom-protocol", false, "allow a PROTOCOL outside /x/")
 		fg := fs.Bool("foreground", false, "keep the forward only while this command runs")
-		pick := fs.String("pick", "", "how a @NAME target picks the peer for each connection: `failover` (default) or round-robin")
+		pick := fs.String("pick", "", "how a @NAME target picks the peer for each connection, `MODE`: failover (the default) or round-robin")
 		k, err := parseCall(e, c, fs, cf, args, "PROTOCOL", "LISTEN", "TARGET")
 		if err != nil {
 			return err
