@@ -78,6 +78,9 @@ type tunnelStore struct {
 	// frozen stops writing once shutdown begins (shutdown empties the
 	// registry, which must not empty the file).
 	frozen bool
+	// blocked, when set, is why the file must not be written this run (it
+	// could not be read nor moved aside); every save fails with it.
+	blocked error
 	// failed are saved entries that could not be restored this run.
 	failed []*failedTunnel
 	// skipped are entries of the file this version cannot decode (an
@@ -248,6 +251,9 @@ func (d *Daemon) writeTunnels() error {
 	if t.frozen {
 		return nil
 	}
+	if t.blocked != nil {
+		return t.blocked
+	}
 	b, err := t.encode(active)
 	if err != nil {
 		return err
@@ -294,9 +300,11 @@ func (d *Daemon) restoreTunnels(ctx context.Context) {
 		aside, merr := d.repo.MoveAside(repo.TunnelsFile, time.Now())
 		if merr != nil {
 			// Never overwrite what could not be read nor moved away.
-			log.Errorw("tunnels.json cannot be read nor moved aside; tunnels will not be saved this run",
+			log.Errorw("tunnels.json cannot be read nor moved aside; no tunnel can be added or closed this run",
 				"err", err, "move_err", merr)
-			t.freeze()
+			t.mu.Lock()
+			t.blocked = fmt.Errorf("%w, and %w: not writing over it", err, merr)
+			t.mu.Unlock()
 			return
 		}
 		log.Errorw("tunnels.json cannot be read; moved aside, starting without its tunnels",
