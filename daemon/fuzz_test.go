@@ -47,3 +47,31 @@ func FuzzTunnelsFile(f *testing.F) {
 		}
 	})
 }
+
+// TestTunnelsFileStrict is the tunnels.json side of item 10 of issue 11:
+// data after the object makes the file unreadable (it is moved aside, not
+// half-read), and an entry with invalid UTF-8 is skipped (kept in the file)
+// instead of being restored with its text rewritten.
+func TestTunnelsFileStrict(t *testing.T) {
+	r, err := repo.Init(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := `{"kind":"listen","protocol":"/x/ok","target_address":"/ip4/127.0.0.1/tcp/22"}`
+	bad := "{\"kind\":\"listen\",\"protocol\":\"/x/caf\xe9\",\"target_address\":\"/ip4/127.0.0.1/tcp/22\"}"
+	for _, tt := range []struct {
+		body             string
+		unreadable       bool
+		entries, skipped int
+	}{
+		{`{"version":1,"tunnels":[]}}`, true, 0, 0},
+		{`{"version":1,"tunnels":[]} {"version":1,"tunnels":[]}`, true, 0, 0},
+		{`{"version":1,"tunnels":[` + good + `,` + bad + `]}`, false, 1, 1},
+	} {
+		os.WriteFile(r.File(repo.TunnelsFile), []byte(tt.body), 0o600)
+		got, err := readTunnels(r)
+		if tt.unreadable != errors.Is(err, errUnreadable) || len(got.entries) != tt.entries || len(got.skipped) != tt.skipped {
+			t.Errorf("%q: %d entries, %d skipped, err %v", tt.body, len(got.entries), len(got.skipped), err)
+		}
+	}
+}

@@ -409,11 +409,63 @@ func TestAPINonLoopbackNeedsAllowRemote(t *testing.T) {
 			t.Fatalf("%s refused: %v", addr, err)
 		}
 	}
-	// Allowed, it serves on all addresses.
+	// Allowed, it serves on all addresses, with a warning.
+	if err := logging.SetLogLevel("p2pd/daemon", "warn"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { logging.SetLogLevel("p2pd/daemon", logging.GetConfig().Level.String()) })
+	logs := watchLogs(t, logging.LevelWarn)
 	r := newRepo(t)
 	d := start(t, r, APIAddr(ma.StringCast("/ip4/0.0.0.0/tcp/0")), APIAllowRemote(true))
 	if !strings.HasPrefix(d.APIAddr(), "/ip4/0.0.0.0/tcp/") {
 		t.Fatalf("api address %s", d.APIAddr())
+	}
+	logs.wait(t, "the control API listens on a non-loopback address", "crosses the network in clear")
+}
+
+// logWatch collects the log lines of every logger from its creation on.
+type logWatch struct{ lines chan string }
+
+func watchLogs(t *testing.T, level logging.LogLevel) *logWatch {
+	pr := logging.NewPipeReader(logging.PipeLevel(level))
+	w := &logWatch{lines: make(chan string, 1000)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(w.lines)
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			select {
+			case w.lines <- sc.Text():
+			default: // full: a test waits for early lines
+			}
+		}
+	}()
+	t.Cleanup(func() { pr.Close(); <-done })
+	return w
+}
+
+// wait returns once a line containing every part has been logged.
+func (w *logWatch) wait(t *testing.T, parts ...string) {
+	t.Helper()
+	guard := time.After(2 * time.Minute) // against a hang, not a timing check
+	for {
+		select {
+		case line, ok := <-w.lines:
+			if !ok {
+				t.Fatalf("no log line with %q", parts)
+			}
+			all := true
+			for _, p := range parts {
+				all = all && strings.Contains(line, p)
+			}
+			if all {
+				return
+			}
+		case <-guard:
+			t.Fatalf("no log line with %q", parts)
+		}
 	}
 }
 
@@ -499,24 +551,7 @@ func mustJSON(v any) string {
 // rotated with unsafe permissions is refused, the previous token stops
 // working too, the reason is logged, and fixing the mode restores access.
 func TestRotatedUnsafeTokenFailsClosed(t *testing.T) {
-	logs := logging.NewPipeReader(logging.PipeLevel(logging.LevelError))
-	lines := make(chan string, 100)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(logs)
-		for sc.Scan() {
-			select {
-			case lines <- sc.Text():
-			default:
-			}
-		}
-	}()
-	defer func() {
-		logs.Close()
-		for range lines {
-		}
-	}()
-
+	logs := watchLogs(t, logging.LevelError)
 	w := newWorld(t)
 	old := w.tok
 	newTok := strings.Repeat("cd", 32)
@@ -535,11 +570,7 @@ func TestRotatedUnsafeTokenFailsClosed(t *testing.T) {
 			t.Fatalf("token %.8s… after an unsafe rotation: %d %+v, want 401 naming the mode", tok, status, e)
 		}
 	}
-	for line := range lines {
-		if strings.Contains(line, "api token file changed and cannot be used") && strings.Contains(line, "has mode 0644") {
-			break
-		}
-	}
+	logs.wait(t, "api token file changed and cannot be used", "has mode 0644")
 	// The tunnel is not the API's: it keeps working.
 	conn, err := net.Dial("tcp", w.forward)
 	if err != nil {

@@ -122,8 +122,8 @@ func readTunnels(r *repo.Repo) (loadedTunnels, error) {
 	if err := dec.Decode(&top); err != nil {
 		return out, fmt.Errorf("%w: %w", errUnreadable, err)
 	}
-	if dec.More() {
-		return out, fmt.Errorf("%w: data after the JSON object", errUnreadable)
+	if off := dec.InputOffset(); len(bytes.TrimSpace(b[off:])) != 0 {
+		return out, fmt.Errorf("%w: data after the JSON object at offset %d", errUnreadable, off)
 	}
 	if top == nil {
 		return out, fmt.Errorf("%w: not a JSON object", errUnreadable)
@@ -164,9 +164,7 @@ var errUnreadable = errors.New("tunnels.json cannot be read")
 // not know (a newer p2pd's) would be lost if the entry were rewritten.
 func decodeSavedTunnel(b []byte) (savedTunnel, error) {
 	var s savedTunnel
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&s); err != nil {
+	if err := api.Decode(b, &s); err != nil { // strict: invalid UTF-8 too
 		return s, err
 	}
 	switch listeners.Kind(s.Kind) {
