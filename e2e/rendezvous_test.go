@@ -231,7 +231,7 @@ func TestErrorsSayWhatToDo(t *testing.T) {
 			t.Errorf("%v: %s\nwant stderr %q", tt.args, r, tt.want)
 		}
 	}
-	if r := a.cli("close", "-p", "/x/twice"); r.code != 0 || r.stdout != "closed 1 listener\n" {
+	if r := a.cli("close", "-p", "/x/twice"); r.code != 0 || r.stdout != "1\n" {
 		t.Fatalf("close: %s", r)
 	}
 }

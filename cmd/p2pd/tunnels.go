@@ -189,10 +189,17 @@ func parseCloseTarget(s string) (string, error) {
 	return "", usagef("invalid -t value %q: want a forward's peer (ID, /p2p/ID or @NAME) or a listen's target address (%s)", s, addr.LocalForms)
 }
 
-// showCount prints how many things a close ended ("closed 1 listener"),
-// or {"closed":N}; what is "listener" or "stream".
+// showCount prints how many things a close ended: "closed 1 listener" on
+// a terminal, the bare count when piped (SPEC's contract, which scripts
+// parse), or {"closed":N}; what is "listener" or "stream".
 func (k *call) showCount(n int, what string) error {
-	return k.show(api.CloseResponse{Closed: n}, func(w io.Writer) { fmt.Fprintln(w, closedText(n, what)) })
+	return k.show(api.CloseResponse{Closed: n}, func(w io.Writer) {
+		if isTerminal(w) {
+			fmt.Fprintln(w, closedText(n, what))
+			return
+		}
+		fmt.Fprintln(w, n)
+	})
 }
 
 // showListener prints one listener: PROTOCOL LISTEN TARGET, or JSON.
@@ -244,7 +251,7 @@ var closeCmd = &command{
 	args:  "-a | [-p PROTOCOL] [-l LISTEN] [-t TARGET]",
 	short: "close listeners and forwards",
 	help: `Filters AND together; -a closes everything and takes no other filter. Open streams are
-not ended (see ` + "`p2pd streams close`" + `). Prints how many were closed ("closed 1 listener");
+not ended (see ` + "`p2pd streams close`" + `). Prints how many were closed: "closed 1 listener" on a terminal, the bare count piped;
 when nothing matches, says so on stderr.
 
 EXAMPLES
