@@ -36,6 +36,10 @@ var globalFlags = map[string]bool{"repo": true, "api": true, "json": false}
 
 // hoistGlobalFlags moves the global flags that come before the command
 // name to just after it. Anything else is left for cobra to judge.
+// takesNoGlobals are the commands that do not read a repo or a daemon, so
+// global flags before them are accepted and have no effect.
+var takesNoGlobals = map[string]bool{"version": true, "completion": true, "help": true}
+
 func hoistGlobalFlags(args []string) []string {
 	var globals []string
 	i := 0
@@ -58,6 +62,9 @@ func hoistGlobalFlags(args []string) []string {
 	}
 	if len(globals) == 0 || i == len(args) || args[i] == "--" {
 		return args
+	}
+	if takesNoGlobals[args[i]] {
+		return args[i:] // `p2pd --repo R version`: the repo changes nothing
 	}
 	out := make([]string, 0, len(args))
 	out = append(out, args[i])

@@ -64,6 +64,7 @@ func TestHoistGlobalFlags(t *testing.T) {
 		{"--version", "--version"},                         // not a global flag
 		{"--repo R --version ls", "--repo R --version ls"}, // a non-global flag: left alone
 		{"--repo R -- ls", "--repo R -- ls"},
+		{"--repo R version", "version"}, // version reads no repo
 	}
 	for _, tt := range tests {
 		if got := strings.Join(hoistGlobalFlags(strings.Fields(tt.in)), " "); got != tt.want {
