@@ -5,9 +5,11 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/mattn/go-isatty"
 
@@ -43,6 +45,16 @@ func shortenIDs(s string) string {
 
 // flat puts a message on one line: a dial error lists each address
 // tried on a line of its own.
+// field shows a value that must stay one field of a line: quoted (Go
+// syntax) when it holds white space or characters a terminal would act on,
+// as a protocol name from an old tunnels.json might.
+func field(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) }) >= 0 {
+		return strconv.Quote(s)
+	}
+	return s
+}
+
 func flat(msg string) string {
 	return strings.Join(strings.Fields(msg), " ")
 }
@@ -100,12 +112,13 @@ func newTable(w io.Writer) *tabwriter.Writer {
 func writeListeners(w, errw io.Writer, ls []api.Listener, tty bool, now time.Time) {
 	if !tty {
 		for _, l := range ls {
-			fmt.Fprintf(w, "%s %s %s\n", l.Protocol, l.ListenAddress, l.TargetAddress)
+			proto, listen := field(l.Protocol), field(l.ListenAddress)
+			fmt.Fprintf(w, "%s %s %s\n", proto, listen, field(l.TargetAddress))
 			if l.State == api.StateFailed {
-				fmt.Fprintf(errw, "%s %s: failed to restore: %s\n", l.Protocol, l.ListenAddress, flat(l.LastError))
+				fmt.Fprintf(errw, "%s %s: failed to restore: %s\n", proto, listen, flat(l.LastError))
 			} else if l.LastError != "" {
 				// stdout stays one line per listener for scripts.
-				fmt.Fprintf(errw, "%s %s: last error: %s\n", l.Protocol, l.ListenAddress, flat(l.LastError))
+				fmt.Fprintf(errw, "%s %s: last error: %s\n", proto, listen, flat(l.LastError))
 			}
 		}
 		return
@@ -146,7 +159,7 @@ func writeListeners(w, errw io.Writer, ls []api.Listener, tty bool, now time.Tim
 				lastErr += " (" + ago(*l.LastErrorAt, now) + ")"
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.Kind, l.Protocol, shortenIDs(l.ListenAddress),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.Kind, field(l.Protocol), shortenIDs(l.ListenAddress),
 			shortenIDs(target), state, allowed, shortenIDs(lastErr))
 	}
 	_ = tw.Flush()

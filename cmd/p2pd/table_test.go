@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -160,6 +161,34 @@ func TestTunnelErrorHints(t *testing.T) {
 	for _, tt := range tests {
 		if got := explainTunnel(tt.err, tt.protocol, tt.addr).Error(); got != tt.want {
 			t.Errorf("%q:\n got %q\nwant %q", tt.err, got, tt.want)
+		}
+	}
+}
+
+// TestListenersTextOneLineEach is the `ls` side of item 11 of issue 11: a
+// protocol name with a newline or an escape sequence (from a tunnels.json
+// written before names were checked) stays one quoted field of one line.
+func TestListenersTextOneLineEach(t *testing.T) {
+	ls := []api.Listener{
+		{Kind: api.KindListen, Protocol: "/x/a\n/x/b", ListenAddress: "/p2p/12D3KooWAEYtYAwFkN95p97zyuV2QZWDUnuY2fcbvMDtX7C9bUqF", TargetAddress: "/ip4/127.0.0.1/tcp/22", State: api.StateFailed, LastError: "invalid protocol name"},
+		{Kind: api.KindListen, Protocol: "/x/\x1b[2J", ListenAddress: "/p2p/12D3KooWAEYtYAwFkN95p97zyuV2QZWDUnuY2fcbvMDtX7C9bUqF", TargetAddress: "/ip4/127.0.0.1/tcp/23"},
+	}
+	for _, tty := range []bool{false, true} {
+		var out, errs bytes.Buffer
+		writeListeners(&out, &errs, ls, tty, goldenNow)
+		lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+		want := len(ls)
+		if tty {
+			want++ // the header
+		}
+		if len(lines) != want || strings.Contains(out.String(), "\x1b") {
+			t.Fatalf("tty %t: %d lines, want %d:\n%s", tty, len(lines), want, out.String())
+		}
+		if !strings.Contains(out.String(), `"/x/a\n/x/b"`) {
+			t.Fatalf("tty %t: the name is not shown quoted:\n%s", tty, out.String())
+		}
+		if strings.Count(errs.String(), "\n") != strings.Count(errs.String(), "failed to restore") {
+			t.Fatalf("tty %t: stderr lines split: %q", tty, errs.String())
 		}
 	}
 }
