@@ -174,6 +174,9 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	if !flt.Empty() {
 		dopts = append(dopts, discovery.AddrFilter(flt.FilterAddrs))
 	}
+	if d.cfg.advertiseEvery > 0 {
+		dopts = append(dopts, discovery.AdvertiseInterval(d.cfg.advertiseEvery))
+	}
 	if d.cfg.bootstrapSet {
 		if len(d.cfg.bootstrap) == 0 {
 			dopts = append(dopts, discovery.NoBootstrap())

@@ -40,6 +40,7 @@ type config struct {
 	maxAPIConns     int // 0: maxAPIConns
 	apiAllowRemote  bool
 	retryInterval   time.Duration // failedRetryInterval; tests shorten it
+	advertiseEvery  time.Duration // 0: discovery's default; tests lengthen it
 	gateway         gatewayConfig
 }
 

@@ -30,6 +30,9 @@ const (
 	DefaultConnectTimeout  = 10 * time.Second
 	DefaultFindIntervalMin = 250 * time.Millisecond
 	DefaultFindIntervalMax = 30 * time.Second
+	// DefaultAdvertiseInterval is the first wait before a rendezvous loop
+	// announces again after a success (it doubles, see AdvertiseInterval).
+	DefaultAdvertiseInterval = time.Minute
 )
 
 // Option configures a Service. Options validate their arguments and New
@@ -60,7 +63,7 @@ func defaultConfig() config {
 		connectTO:     DefaultConnectTimeout,
 		findMin:       DefaultFindIntervalMin,
 		findMax:       DefaultFindIntervalMax,
-		advertiseMinI: time.Minute,
+		advertiseMinI: DefaultAdvertiseInterval,
 	}
 }
 
@@ -229,6 +232,20 @@ func ConnectTimeout(d time.Duration) Option {
 			return fmt.Errorf("connect timeout %v: must be positive", d)
 		}
 		c.connectTO = d
+		return nil
+	}
+}
+
+// AdvertiseInterval sets the first wait before a rendezvous loop announces
+// this node again after a successful announcement (default
+// DefaultAdvertiseInterval); the wait doubles after each success, and a
+// re-announcement always comes before the record expires.
+func AdvertiseInterval(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("advertise interval %v: must be positive", d)
+		}
+		c.advertiseMinI = d
 		return nil
 	}
 }

@@ -80,6 +80,12 @@ func TestOptions(t *testing.T) {
 		{name: "peer found nil", opts: []Option{OnPeerFound(nil)}, wantErr: "peer-found callback is nil"},
 		{name: "connect timeout zero", opts: []Option{ConnectTimeout(0)}, wantErr: "connect timeout 0s: must be positive"},
 		{name: "find interval inverted", opts: []Option{FindInterval(2*time.Second, time.Second)}, wantErr: "find interval 2s..1s: want 0 < min <= max"},
+		{name: "advertise interval zero", opts: []Option{AdvertiseInterval(0)}, wantErr: "advertise interval 0s: must be positive"},
+		{name: "advertise interval", opts: []Option{AdvertiseInterval(time.Hour)}, check: func(t *testing.T, c config) {
+			if c.advertiseMinI != time.Hour {
+				t.Errorf("advertise interval: got %v", c.advertiseMinI)
+			}
+		}},
 		{name: "find interval zero", opts: []Option{FindInterval(0, time.Second)}, wantErr: "find interval 0s..1s: want 0 < min <= max"},
 	}
 	for _, tt := range tests {
