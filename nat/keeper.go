@@ -130,10 +130,25 @@ func NewKeeper(h host.Host, relays []peer.AddrInfo, opts ...KeeperOption) (*Keep
 }
 
 // MergeRelays turns relay multiaddrs (each ending in /p2p/ID) into one
-// AddrInfo per relay peer. Two AddrInfos for one relay would make it count
-// twice.
+// AddrInfo per relay peer, in the order the relays were first given (status
+// lists them so). Two AddrInfos for one relay would make it count twice.
 func MergeRelays(addrs []ma.Multiaddr) ([]peer.AddrInfo, error) {
-	return peer.AddrInfosFromP2pAddrs(addrs...)
+	var out []peer.AddrInfo
+	index := make(map[peer.ID]int)
+	for _, a := range addrs {
+		ai, err := peer.AddrInfoFromP2pAddr(a)
+		if err != nil {
+			return nil, err
+		}
+		i, ok := index[ai.ID]
+		if !ok {
+			index[ai.ID] = len(out)
+			out = append(out, *ai)
+			continue
+		}
+		out[i].Addrs = append(out[i].Addrs, ai.Addrs...)
+	}
+	return out, nil
 }
 
 // Close stops keeping reservations and waits for the goroutines. The

@@ -2,12 +2,14 @@ package nat
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	ma "github.com/multiformats/go-multiaddr"
@@ -78,6 +80,35 @@ func TestMergeRelays(t *testing.T) {
 	})
 	if err != nil || len(ais) != 1 || len(ais[0].Addrs) != 2 {
 		t.Fatalf("%v %v: want one relay with two addresses", ais, err)
+	}
+
+	// Several relays keep the order they were given in (status shows them
+	// so); a map would shuffle them.
+	var addrs []ma.Multiaddr
+	var want []peer.ID
+	for i := 0; i < 8; i++ {
+		_, pub, err := crypto.GenerateEd25519Key(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := peer.IDFromPublicKey(pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, p)
+		addrs = append(addrs, ma.StringCast(fmt.Sprintf("/ip4/11.0.0.%d/tcp/4001/p2p/%s", 10+i, p)))
+	}
+	ais, err = MergeRelays(addrs)
+	if err != nil || len(ais) != len(want) {
+		t.Fatalf("%v %v: want %d relays", ais, err, len(want))
+	}
+	for i, ai := range ais {
+		if ai.ID != want[i] {
+			t.Fatalf("relay %d is %s, want %s (the given order)", i, ai.ID, want[i])
+		}
+	}
+	if _, err := MergeRelays([]ma.Multiaddr{ma.StringCast("/ip4/11.0.0.10/tcp/4001")}); err == nil {
+		t.Fatal("a relay address without /p2p/ID was accepted")
 	}
 }
 
