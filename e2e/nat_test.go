@@ -69,7 +69,8 @@ func newNATLab(t *testing.T, mode string) *natLab {
 			t.Skipf("NAT lab: needs the %s command (Debian packages iproute2, iptables)", c)
 		}
 	}
-	l := &natLab{t: t, prefix: fmt.Sprintf("p2pnat%d", os.Getpid()%100000)}
+	removeStaleNATLabs(t)
+	l := &natLab{t: t, prefix: fmt.Sprintf("p2pnat%d", os.Getpid())}
 	names := []string{"inet", "r", "nat1", "nat2", "a", "b"}
 	t.Cleanup(func() {
 		for _, n := range names {
@@ -124,6 +125,40 @@ func newNATLab(t *testing.T, mode string) *natLab {
 		}
 	}
 	return l
+}
+
+// removeStaleNATLabs deletes the namespaces of labs whose test process is
+// gone: a test binary that was killed (SIGKILL, or SIGTERM, which Go's test
+// binaries do not catch) never ran its cleanup. Processes still inside them
+// are killed first.
+func removeStaleNATLabs(t *testing.T) {
+	t.Helper()
+	out, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		name, _, _ := strings.Cut(strings.TrimSpace(line), " ")
+		rest, ok := strings.CutPrefix(name, "p2pnat")
+		if !ok {
+			continue
+		}
+		pid, _, ok := strings.Cut(rest, "-")
+		if !ok || pid == "" {
+			continue
+		}
+		if _, err := os.Stat("/proc/" + pid); err == nil {
+			continue // its test is still running
+		}
+		if pids, err := exec.Command("ip", "netns", "pids", name).Output(); err == nil {
+			for _, p := range strings.Fields(string(pids)) {
+				exec.Command("kill", "-9", p).Run()
+			}
+		}
+		if err := exec.Command("ip", "netns", "del", name).Run(); err == nil {
+			t.Logf("NAT lab: removed %s, left by a test process that is gone", name)
+		}
+	}
 }
 
 // daemon starts p2pd in namespace ns with the lab's common flags.
