@@ -34,7 +34,8 @@ const (
 
 // renderChart draws the throughput and latency ratios to direct loopback
 // TCP as an SVG: medians as bars, min–max as whiskers, and as red ticks
-// the targets set relative to kubo (drawn where kubo was measured).
+// the targets set relative to kubo. kubo's rows, its legend entry and the
+// targets appear only when kubo was measured.
 func renderChart(res *Results) string {
 	tput1, tputn := res.find("tput1"), res.find("tputn")
 	rtt, conn := res.find("rtt"), res.find("connect")
@@ -72,9 +73,15 @@ func renderChart(res *Results) string {
 			{label: "plain relay, connect to first byte", s: conn.ratio(pathPlain, pathDirect), color: colPlain},
 		}},
 	}
-	for i := range panels {
-		if !tput1.ratio(pathKubo, pathDirect).ok() {
-			// Not measured: no empty kubo rows.
+	// kubo's rows, legend entry and targets only where kubo was measured.
+	kubo := false
+	for _, p := range panels {
+		for _, b := range p.bars {
+			kubo = kubo || b.color == colKubo && b.s.ok()
+		}
+	}
+	if !kubo {
+		for i := range panels {
 			panels[i].bars = slices.DeleteFunc(panels[i].bars, func(b bar) bool { return b.color == colKubo })
 		}
 	}
@@ -137,21 +144,28 @@ func renderChart(res *Results) string {
 	}
 	// Legend.
 	ly := y
-	items := []struct {
+	type legendItem struct {
 		shape func(x int) string
 		text  string
-	}{
+	}
+	items := []legendItem{
 		{func(x int) string { return swatch(x, ly, colP2PD) }, "p2pd over TCP"},
 		{func(x int) string { return swatch(x, ly, colQUIC) }, "p2pd over QUIC"},
-		{func(x int) string { return swatch(x, ly, colKubo) }, "kubo p2p forward"},
-		{func(x int) string { return swatch(x, ly, colRef) }, "reference tunnel"},
-		{func(x int) string { return swatch(x, ly, colPlain) }, "plain relay (no encryption)"},
-		{func(x int) string {
+	}
+	if kubo {
+		items = append(items, legendItem{func(x int) string { return swatch(x, ly, colKubo) }, "kubo p2p forward"})
+	}
+	items = append(items,
+		legendItem{func(x int) string { return swatch(x, ly, colRef) }, "reference tunnel"},
+		legendItem{func(x int) string { return swatch(x, ly, colPlain) }, "plain relay (no encryption)"},
+		legendItem{func(x int) string {
 			return fmt.Sprintf(`<line x1="%d" y1="%d" x2="%d" y2="%d" class="whisker"/>`, x, ly+5, x+14, ly+5)
 		}, "min–max"},
-		{func(x int) string {
+	)
+	if kubo {
+		items = append(items, legendItem{func(x int) string {
 			return fmt.Sprintf(`<line x1="%d" y1="%d" x2="%d" y2="%d" class="target"/>`, x+7, ly-2, x+7, ly+12)
-		}, "target (1.5× kubo's throughput, 0.6× its latency)"},
+		}, "target (1.5× kubo's throughput, 0.6× its latency)"})
 	}
 	lx := 10
 	for _, it := range items {

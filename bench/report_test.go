@@ -174,8 +174,16 @@ func TestReportAndChart(t *testing.T) {
 	// Without kubo samples the chart has no kubo rows and the report says why.
 	res.Settings.KuboMissing = "kubo not measured: no -kubo PATH given"
 	delete(tput.Samples, pathKubo)
-	if svg := renderChart(res); strings.Contains(svg, ">kubo p2p forward, 1 conn.<") {
-		t.Fatalf("chart has a kubo row without kubo samples")
+	svg = renderChart(res)
+	for _, kubo := range []string{">kubo p2p forward, 1 conn.<", ">kubo p2p forward<", "kubo's throughput", `class="target"/>`} {
+		if strings.Contains(svg, kubo) {
+			t.Errorf("chart without kubo samples has %q (a kubo row, legend entry or target)", kubo)
+		}
+	}
+	for _, item := range []string{">p2pd over TCP<", ">reference tunnel<", ">min–max<"} {
+		if !strings.Contains(svg, item) {
+			t.Errorf("chart without kubo lacks the legend entry %s", item)
+		}
 	}
 	if md := renderReport(res, "chart.svg", "results.json"); !strings.Contains(md, "kubo not measured: no -kubo PATH given.") {
 		t.Fatalf("report does not say kubo was not measured:\n%s", md)
