@@ -24,12 +24,19 @@ import (
 // helper processes instead of the harness.
 const childArg = "_child"
 
-// runChild runs a helper process: "service" or "reftunnel". It prints the
-// addresses it listens on, one "addr HOST:PORT" line each, then "ready", and
-// runs until SIGTERM or SIGINT.
+// runChild runs a helper process: "service" or "reftunnel", which print
+// the addresses they listen on, one "addr HOST:PORT" line each, then
+// "ready", and run until SIGTERM or SIGINT; or "nocap BIN ARGS...", which
+// becomes BIN without CAP_NET_ADMIN.
 func runChild(args []string) error {
 	if len(args) == 0 {
-		return errors.New("child: which one? service or reftunnel")
+		return errors.New("child: which one? service, reftunnel or nocap")
+	}
+	if args[0] == "nocap" {
+		if len(args) < 2 {
+			return errors.New("child: nocap BIN ARGS...")
+		}
+		return execWithoutNetAdmin(args[1], args[2:])
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()

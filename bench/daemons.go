@@ -57,6 +57,9 @@ func (r *runner) startDaemon(ctx context.Context, name string, flags ...string) 
 type variant struct {
 	bin string
 	env []string
+	// noNetAdmin starts the daemon without CAP_NET_ADMIN (when the harness
+	// runs as root; a non-root harness has none to drop).
+	noNetAdmin bool
 }
 
 // startVariant is startDaemon with another binary or environment.
@@ -66,8 +69,12 @@ func (r *runner) startVariant(ctx context.Context, v variant, name string, flags
 		return nil, fmt.Errorf("p2pd init %s: %w: %s", repo, err, out)
 	}
 	args := append([]string{"daemon", "--repo", repo, "--api", "/ip4/127.0.0.1/tcp/0"}, flags...)
+	bin := v.bin
+	if v.noNetAdmin && os.Geteuid() == 0 {
+		bin, args = r.self, append([]string{childArg, "nocap", v.bin}, args...)
+	}
 	t0 := time.Now()
-	c, err := startChild(name, r.logs, v.env, v.bin, args...)
+	c, err := startChild(name, r.logs, v.env, bin, args...)
 	if err != nil {
 		return nil, err
 	}

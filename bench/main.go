@@ -60,6 +60,7 @@ type settings struct {
 	render     string  // re-render the reports from this results.json instead of measuring
 	compare    variant // a second p2pd to measure side by side; bin "" for none
 	kubo       string  // kubo's ipfs binary; "" when kubo is not measured
+	quicUDPMax int64   // net.core.rmem_max/wmem_max for the QUIC path without raised buffers; 0: the machine's
 	maxProcs   int     // cores for each daemon's Go code (p2pd --max-procs, kubo GOMAXPROCS); 0: their defaults
 	settleIdle time.Duration
 }
@@ -105,6 +106,7 @@ func parseFlags() (settings, error) {
 	compare := fs.String("compare", "", "also measure a forward through this other p2pd `BINARY` (path \"p2pd-b\"), e.g. a build before a change")
 	fs.StringVar(&s.kubo, "kubo", "", "also measure kubo's ipfs p2p forward between two kubo daemons run from this `ipfs` binary (bench/kubo/build.sh builds it)")
 	fs.IntVar(&s.maxProcs, "max-procs", 1, "run each daemon's Go code (p2pd and kubo alike) on at most `N` cores: p2pd gets --max-procs N, kubo GOMAXPROCS=N; 0 leaves both at Go's default. Four busy daemons share this machine's cores during the figures, a deployed daemon does not")
+	fs.Int64Var(&s.quicUDPMax, "quic-udp-max-without", linuxDefaultUDPMax, "net.core.rmem_max and wmem_max (`BYTES`) the daemons of the QUIC path without raised UDP buffers start with, when root (Linux's default; 0: the machine's value); the other QUIC path gets the 7 MiB quic-go asks for. Both run without CAP_NET_ADMIN, and the machine's values are restored at the end")
 	compareEnv := fs.String("compare-env", "", "comma-separated `K=V` environment of the -compare daemons (alone: the same binary with this environment)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return s, err
@@ -220,6 +222,7 @@ type runner struct {
 	work    string // repos and scratch files
 	logs    string // one log per child process
 	kids    children
+	udp     *udpSysctl // the UDP buffer limits, changed for the QUIC paths
 	res     *Results
 	started time.Time
 }

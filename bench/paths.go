@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"path/filepath"
+	"strings"
 )
 
 // pathSet is the tunnel processes of one repetition.
@@ -59,9 +61,17 @@ func (r *runner) setupPaths(ctx context.Context, rep int, sink, echo, certFile, 
 			return ps, err
 		}
 	}
-	quic, err := r.forwardPath(ctx, ps, variant{bin: r.bin}, pathP2PDQUIC, fmt.Sprintf("quic%d", rep), quicListen, "/quic-v1", sink, echo)
+	// QUIC first with an untuned machine's UDP buffers, then with those
+	// quic-go asks for (see udpbuf.go).
+	quicSmall, err := r.quicPath(ctx, ps, rep, false, sink, echo)
 	if err != nil {
 		return ps, err
+	}
+	var quic path
+	if r.udp.canRaise() {
+		if quic, err = r.quicPath(ctx, ps, rep, true, sink, echo); err != nil {
+			return ps, err
+		}
 	}
 
 	ref, err := r.refPath(ctx, ps, pathRef, fmt.Sprintf("ref%d", rep), sink, echo, "-cert", certFile, "-key", keyFile)
@@ -73,7 +83,11 @@ func (r *runner) setupPaths(ctx context.Context, rep int, sink, echo, certFile, 
 		return ps, err
 	}
 	direct := path{name: pathDirect, sink: sink, echo: echo}
-	ps.paths = []path{p2pd, direct, ref, quic, plain}
+	ps.paths = []path{p2pd, direct, ref}
+	if quic.name != "" {
+		ps.paths = append(ps.paths, quic)
+	}
+	ps.paths = append(ps.paths, plain, quicSmall)
 
 	if r.s.compare.bin != "" {
 		ps.paths = append(ps.paths, cmp)
@@ -95,7 +109,67 @@ func (r *runner) setupPaths(ctx context.Context, rep int, sink, echo, certFile, 
 			return ps, fmt.Errorf("warming up %s: %w", p.name, err)
 		}
 	}
+	if rep == 0 {
+		for _, p := range ps.paths {
+			if p.name == pathP2PDQUIC || p.name == pathQUICSmall {
+				r.recordQUICBuffers(ctx, p)
+			}
+		}
+	}
 	return ps, nil
+}
+
+// quicPath starts the daemons of a forward over QUIC, without
+// CAP_NET_ADMIN, with net.core.rmem_max and wmem_max set to what quic-go
+// asks for (raised) or to -quic-udp-max-without, and connects them before
+// the limits change again (a socket's buffers are sized when it is made).
+// As root without a writable sysctl, the raised path keeps CAP_NET_ADMIN:
+// quic-go then forces its size past the limits.
+func (r *runner) quicPath(ctx context.Context, ps *pathSet, rep int, raised bool, sink, echo string) (path, error) {
+	name, prefix, limit := pathQUICSmall, fmt.Sprintf("quicsmall%d", rep), r.s.quicUDPMax
+	if raised {
+		name, prefix, limit = pathP2PDQUIC, fmt.Sprintf("quic%d", rep), quicWantBuffer
+	}
+	v := variant{bin: r.bin, noNetAdmin: !raised || r.udp.canSet}
+	lim, err := r.udp.set(limit)
+	if err != nil {
+		return path{}, fmt.Errorf("setting net.core.rmem_max/wmem_max to %d for %s: %w", limit, name, err)
+	}
+	p, err := r.forwardPath(ctx, ps, v, name, prefix, quicListen, "/quic-v1", sink, echo)
+	if err != nil {
+		return p, err
+	}
+	p.udpLimits, p.log = lim, filepath.Join(r.logs, prefix+"-a.log")
+	if _, err := firstByte(ctx, p.echo); err != nil {
+		return p, fmt.Errorf("connecting %s: %w", name, err)
+	}
+	return p, nil
+}
+
+// recordQUICBuffers notes what the daemons of QUIC path p got for their
+// UDP sockets and logs it.
+func (r *runner) recordQUICBuffers(ctx context.Context, p path) {
+	qb := QUICBuffers{Path: p.name, RmemMax: p.udpLimits.rmem, WmemMax: p.udpLimits.wmem,
+		MachineRmemMax: r.udp.orig.rmem, MachineWmemMax: r.udp.orig.wmem}
+	var notes []string
+	if r.udp.why != "" {
+		notes = append(notes, "limits left as they were: "+r.udp.why)
+	}
+	for i, pid := range p.pids {
+		na, err := hasNetAdmin(pid)
+		if err != nil {
+			notes = append(notes, err.Error())
+		}
+		qb.NetAdmin[i] = na
+		if qb.Recv[i], qb.Send[i], err = udpSocketBuffers(ctx, pid); err != nil {
+			notes = append(notes, err.Error())
+		}
+	}
+	qb.Warning = quicBufferWarning(p.log)
+	qb.Note = strings.Join(notes, "; ")
+	logf("%s: net.core.rmem_max %d, wmem_max %d, CAP_NET_ADMIN %v; UDP socket skmem rb %v, tb %v; quic-go: %q %s",
+		p.name, qb.RmemMax, qb.WmemMax, qb.NetAdmin, qb.Recv, qb.Send, qb.Warning, qb.Note)
+	r.res.QUICBuffers = append(r.res.QUICBuffers, qb)
 }
 
 // refPath starts the two halves of the reference tunnel (args say which

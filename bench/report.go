@@ -98,22 +98,29 @@ type row struct {
 var tableRows = []row{
 	{"tput1", "Throughput, 1 connection", pathP2PD},
 	{"tput1", "Throughput, 1 connection, over QUIC", pathP2PDQUIC},
+	{"tput1", "Throughput, 1 connection, over QUIC, UDP buffers not raised", pathQUICSmall},
 	{"tput1", "Throughput, 1 connection, -compare variant", pathCompare},
 	{"tputn", "Throughput, parallel connections", pathP2PD},
 	{"tputn", "Throughput, parallel connections, over QUIC", pathP2PDQUIC},
+	{"tputn", "Throughput, parallel connections, over QUIC, UDP buffers not raised", pathQUICSmall},
 	{"tputn", "Throughput, parallel connections, -compare variant", pathCompare},
 	{"rtt", "64-byte round trip", pathP2PD},
 	{"rtt", "64-byte round trip, over QUIC", pathP2PDQUIC},
+	{"rtt", "64-byte round trip, over QUIC, UDP buffers not raised", pathQUICSmall},
 	{"rtt", "64-byte round trip, -compare variant", pathCompare},
 	{"connect", "New connection to first byte", pathP2PD},
 	{"connect", "New connection to first byte, over QUIC", pathP2PDQUIC},
+	{"connect", "New connection to first byte, over QUIC, UDP buffers not raised", pathQUICSmall},
 	{"connect", "New connection to first byte, -compare variant", pathCompare},
 	{"connectcpu", "CPU of the tunnel's 2 processes per new connection", pathP2PD},
 	{"connectcpu", "CPU per new connection, -compare variant", pathCompare},
 	{"cpu1", "CPU of the tunnel's 2 processes per GiB, 1 conn.", pathP2PD},
 	{"cpu1", "CPU per GiB, 1 conn., over QUIC", pathP2PDQUIC},
+	{"cpu1", "CPU per GiB, 1 conn., over QUIC, UDP buffers not raised", pathQUICSmall},
 	{"cpu1", "CPU per GiB, 1 conn., -compare variant", pathCompare},
 	{"cpun", "CPU per GiB, parallel connections", pathP2PD},
+	{"cpun", "CPU per GiB, parallel connections, over QUIC", pathP2PDQUIC},
+	{"cpun", "CPU per GiB, parallel connections, over QUIC, UDP buffers not raised", pathQUICSmall},
 	{"cpun", "CPU per GiB, parallel connections, -compare variant", pathCompare},
 	{"sys1", "Share of that CPU in the kernel, 1 conn.", pathP2PD},
 	{"sys1", "Share of that CPU in the kernel, 1 conn., -compare variant", pathCompare},
@@ -223,6 +230,7 @@ func renderReport(res *Results, chart, raw string) string {
 			}
 		}
 	}
+	renderQUICBuffers(&b, res)
 	fmt.Fprintf(&b, "\n![Ratios to direct loopback TCP](%s)\n\n", chart)
 
 	if len(res.Idle) > 0 {
@@ -367,4 +375,67 @@ func idlePath(in Idle) string {
 		return pathP2PD
 	}
 	return in.Path
+}
+
+// renderQUICBuffers says what UDP buffers the daemons of the QUIC paths
+// had and compares the two QUIC paths within each repetition.
+func renderQUICBuffers(b *strings.Builder, res *Results) {
+	if len(res.QUICBuffers) == 0 {
+		return
+	}
+	q0 := res.QUICBuffers[0]
+	fmt.Fprintf(b, "\nUDP socket buffers of the QUIC paths (quic-go asks for %s of receive and send buffer; "+
+		"this machine's net.core.rmem_max / wmem_max are %s / %s, restored after the run). "+
+		"\"rb\" and \"tb\" are the forwarding and listening daemons' UDP sockets as `ss -m` shows them "+
+		"(the kernel's accounting, twice the size granted):\n\n", kib(quicWantBuffer), kib(q0.MachineRmemMax), kib(q0.MachineWmemMax))
+	b.WriteString("| QUIC path | rmem_max / wmem_max at the daemons' start | CAP_NET_ADMIN | rb (forwarding; listening) | tb (forwarding; listening) | quic-go's warning |\n")
+	b.WriteString("| --- | --- | --- | --- | --- | --- |\n")
+	raised := false
+	for _, q := range res.QUICBuffers {
+		raised = raised || q.Path == pathP2PDQUIC
+		warn := q.Warning
+		if warn == "" {
+			warn = "none"
+		}
+		if q.Note != "" {
+			warn += " (" + q.Note + ")"
+		}
+		fmt.Fprintf(b, "| %s | %s / %s | %s; %s | %s; %s | %s; %s | %s |\n", quicPathName(q.Path), kib(q.RmemMax), kib(q.WmemMax),
+			yesNo(q.NetAdmin[0]), yesNo(q.NetAdmin[1]), kib(q.Recv[0]), kib(q.Recv[1]), kib(q.Send[0]), kib(q.Send[1]), warn)
+	}
+	if !raised {
+		b.WriteString("\nOnly the figures without raised UDP buffers were measured: the harness could not raise " +
+			"net.core.rmem_max/wmem_max (it does so only as root).\n")
+		return
+	}
+	b.WriteString("\nOver QUIC, UDP buffers not raised ÷ raised, within each repetition:\n\n| figure | unit | raised | not raised | not raised ÷ raised |\n| --- | --- | --- | --- | --- |\n")
+	for _, f := range res.Figures {
+		if s := f.ratio(pathQUICSmall, pathP2PDQUIC); s.ok() {
+			fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", f.Title, f.Unit,
+				cell(f.stat(pathP2PDQUIC), ""), cell(f.stat(pathQUICSmall), ""), cell(s, "×"))
+		}
+	}
+}
+
+// quicPathName describes a QUIC path in the buffers table.
+func quicPathName(p string) string {
+	if p == pathP2PDQUIC {
+		return "raised (quic-go's wish)"
+	}
+	return "not raised"
+}
+
+// kib formats a byte count in KiB ("–" for 0: unknown).
+func kib(n int64) string {
+	if n == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%d KiB", n/1024)
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
 }

@@ -9,12 +9,15 @@ import (
 // Paths compared. Every figure has samples for some of them.
 const (
 	pathP2PD     = "p2pd"      // a p2pd forward over TCP (TLS, yamux)
-	pathP2PDQUIC = "p2pd-quic" // a p2pd forward over QUIC
-	pathDirect   = "direct"    // plain loopback TCP to the service
-	pathRef      = "reference" // the reference tunnel (TCP -> TLS 1.3 -> TCP)
-	pathCompare  = "p2pd-b"    // a forward over TCP through the -compare variant
-	pathPlain    = "plain"     // the reference tunnel without encryption: two plain relays
-	pathKubo     = "kubo"      // kubo's `ipfs p2p forward` between two kubo daemons (-kubo)
+	pathP2PDQUIC = "p2pd-quic" // a p2pd forward over QUIC, net.core.rmem_max/wmem_max raised to quic-go's wish
+	// pathQUICSmall is a p2pd forward over QUIC whose daemons get the UDP
+	// buffers of an untuned machine (-quic-udp-max-without).
+	pathQUICSmall = "p2pd-quic-nobuf"
+	pathDirect    = "direct"    // plain loopback TCP to the service
+	pathRef       = "reference" // the reference tunnel (TCP -> TLS 1.3 -> TCP)
+	pathCompare   = "p2pd-b"    // a forward over TCP through the -compare variant
+	pathPlain     = "plain"     // the reference tunnel without encryption: two plain relays
+	pathKubo      = "kubo"      // kubo's `ipfs p2p forward` between two kubo daemons (-kubo)
 )
 
 // Results is everything one run measured; it is written as JSON.
@@ -27,7 +30,10 @@ type Results struct {
 	Settings Settings  `json:"settings"`
 	Figures  []*Figure `json:"figures"`
 	Idle     []Idle    `json:"idle_connections"`
-	Errors   []string  `json:"errors,omitempty"`
+	// QUICBuffers says what the daemons of each QUIC path got for their
+	// UDP sockets (first repetition).
+	QUICBuffers []QUICBuffers `json:"quic_buffers,omitempty"`
+	Errors      []string      `json:"errors,omitempty"`
 }
 
 // Machine describes where the run happened.
@@ -60,6 +66,31 @@ type Settings struct {
 	Kubo          string `json:"kubo,omitempty"`
 	KuboMissing   string `json:"kubo_missing,omitempty"`
 	DiscoveryReps int    `json:"discovery_reps"`
+}
+
+// QUICBuffers is what the two daemons of one QUIC path had when they
+// started and what their UDP sockets got.
+type QUICBuffers struct {
+	Path string `json:"path"`
+	// RmemMax and WmemMax are net.core.rmem_max and wmem_max when the
+	// daemons started; MachineRmemMax and MachineWmemMax the machine's own.
+	RmemMax        int64 `json:"rmem_max"`
+	WmemMax        int64 `json:"wmem_max"`
+	MachineRmemMax int64 `json:"machine_rmem_max"`
+	MachineWmemMax int64 `json:"machine_wmem_max"`
+	// NetAdmin is whether the daemons held CAP_NET_ADMIN (quic-go then
+	// forces its buffer size past the limits).
+	NetAdmin [2]bool `json:"cap_net_admin"`
+	// Recv and Send are the daemons' UDP socket buffers as `ss -m` shows
+	// them (skmem rb and tb, the kernel's accounting: twice the size
+	// granted), forwarding and listening daemon; 0 where unknown.
+	Recv [2]int64 `json:"skmem_rb"`
+	Send [2]int64 `json:"skmem_tb"`
+	// Warning is quic-go's warning about the buffers in the forwarding
+	// daemon's log, if it gave one.
+	Warning string `json:"quic_go_warning,omitempty"`
+	// Note says what could not be done or checked.
+	Note string `json:"note,omitempty"`
 }
 
 // Figure is one measured quantity: per path, one sample per repetition

@@ -14,6 +14,10 @@ type path struct {
 	sink string // address of the sink through this path
 	echo string // address of the echo through this path
 	pids []int  // processes doing the tunnelling (none for direct)
+	// For the QUIC paths: the UDP buffer limits the daemons started with,
+	// and the forwarding daemon's log.
+	udpLimits udpLimits
+	log       string
 }
 
 const (
@@ -61,6 +65,11 @@ func (r *runner) tunnels(ctx context.Context) error {
 	certFile, keyFile, err := writeCertificate(r.work)
 	if err != nil {
 		return err
+	}
+	r.udp = newUDPSysctl()
+	defer r.udp.restore()
+	if r.s.quicUDPMax == 0 {
+		r.s.quicUDPMax = r.udp.orig.rmem
 	}
 	for rep := range r.s.reps {
 		ps, err := r.setupPaths(ctx, rep, sink, echo, certFile, keyFile)

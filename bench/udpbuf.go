@@ -1,0 +1,215 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+)
+
+// The UDP socket buffers of the QUIC paths. quic-go asks for quicWantBuffer
+// bytes of receive and send buffer on its UDP socket; the kernel grants at
+// most net.core.rmem_max and wmem_max, unless the process holds
+// CAP_NET_ADMIN, in which case quic-go forces the size past them
+// (SO_RCVBUFFORCE, SO_SNDBUFFORCE). The harness runs the daemons of both
+// QUIC paths without CAP_NET_ADMIN, so that the sysctls decide: for the
+// path "with" it raises the sysctls to quicWantBuffer when it can (as
+// quic-go's documentation advises), for the path "without" it sets them to
+// the -quic-udp-max-without value, and it puts the machine's own values
+// back when the run ends.
+
+// quicWantBuffer is the buffer quic-go v0.64 asks for (7 MiB,
+// sys_conn_buffers_nonopenbsd.go).
+const quicWantBuffer = 7 << 20
+
+// linuxDefaultUDPMax is Linux's default net.core.rmem_max and wmem_max:
+// what a daemon on a machine nobody tuned gets.
+const linuxDefaultUDPMax = 212992
+
+// sysctl files of the limits.
+const (
+	rmemMaxFile = "/proc/sys/net/core/rmem_max"
+	wmemMaxFile = "/proc/sys/net/core/wmem_max"
+)
+
+// udpLimits are net.core.rmem_max and wmem_max.
+type udpLimits struct{ rmem, wmem int64 }
+
+func readUDPLimits() (udpLimits, error) {
+	var l udpLimits
+	for _, f := range []struct {
+		file string
+		v    *int64
+	}{{rmemMaxFile, &l.rmem}, {wmemMaxFile, &l.wmem}} {
+		b, err := os.ReadFile(f.file)
+		if err != nil {
+			return l, err
+		}
+		if *f.v, err = strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err != nil {
+			return l, fmt.Errorf("%s: %w", f.file, err)
+		}
+	}
+	return l, nil
+}
+
+func writeUDPLimits(l udpLimits) error {
+	if err := os.WriteFile(rmemMaxFile, []byte(strconv.FormatInt(l.rmem, 10)), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(wmemMaxFile, []byte(strconv.FormatInt(l.wmem, 10)), 0o644)
+}
+
+// udpSysctl changes the machine's UDP buffer limits for the daemons of the
+// QUIC paths and puts the original values back in restore.
+type udpSysctl struct {
+	orig    udpLimits
+	known   bool // orig was read
+	canSet  bool // the limits can be written (root, writable /proc/sys)
+	changed bool // the limits differ from orig
+	why     string
+}
+
+// newUDPSysctl reads the limits and finds out whether they can be changed
+// (by writing them back unchanged).
+func newUDPSysctl() *udpSysctl {
+	u := &udpSysctl{}
+	var err error
+	if u.orig, err = readUDPLimits(); err != nil {
+		u.why = fmt.Sprintf("cannot read net.core.rmem_max/wmem_max: %v", err)
+		return u
+	}
+	u.known = true
+	if os.Geteuid() != 0 {
+		u.why = "not root"
+		return u
+	}
+	if err := writeUDPLimits(u.orig); err != nil {
+		u.why = fmt.Sprintf("cannot write net.core.rmem_max/wmem_max: %v", err)
+		return u
+	}
+	u.canSet = true
+	return u
+}
+
+// canRaise says whether the daemons can get quic-go's buffers: by raising
+// the limits, or as root (CAP_NET_ADMIN) past them.
+func (u *udpSysctl) canRaise() bool { return u.canSet || os.Geteuid() == 0 }
+
+// set sets both limits to n (when it can) and returns the limits now in
+// force.
+func (u *udpSysctl) set(n int64) (udpLimits, error) {
+	if u.canSet {
+		u.changed = true
+		if err := writeUDPLimits(udpLimits{n, n}); err != nil {
+			return udpLimits{}, err
+		}
+	}
+	return readUDPLimits()
+}
+
+// restore puts the machine's limits back if they were changed.
+func (u *udpSysctl) restore() {
+	if !u.changed {
+		return
+	}
+	if err := writeUDPLimits(u.orig); err != nil {
+		logf("warning: could not restore net.core.rmem_max=%d and wmem_max=%d: %v", u.orig.rmem, u.orig.wmem, err)
+		return
+	}
+	u.changed = false
+	logf("restored net.core.rmem_max=%d, wmem_max=%d", u.orig.rmem, u.orig.wmem)
+}
+
+// udpSocketBuffers returns the receive and send buffer sizes (ss's skmem
+// rb and tb: the kernel's accounting, twice what setsockopt was given) of
+// the UDP sockets of process pid; the largest if it has several.
+func udpSocketBuffers(ctx context.Context, pid int) (rb, tb int64, err error) {
+	out, err := exec.CommandContext(ctx, "ss", "-uamnpH").Output()
+	if err != nil {
+		return 0, 0, fmt.Errorf("ss -uamnpH: %w", err)
+	}
+	rb, tb, ok := parseSSBuffers(out, pid)
+	if !ok {
+		return 0, 0, fmt.Errorf("ss lists no UDP socket of process %d", pid)
+	}
+	return rb, tb, nil
+}
+
+// parseSSBuffers reads `ss -uamnpH` output: one socket per line, its skmem
+// on the line or the indented line after it.
+func parseSSBuffers(out []byte, pid int) (rb, tb int64, ok bool) {
+	var sockets []string
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		l := sc.Text()
+		if len(sockets) > 0 && (strings.HasPrefix(l, "\t") || strings.HasPrefix(l, " ")) {
+			sockets[len(sockets)-1] += " " + strings.TrimSpace(l)
+			continue
+		}
+		sockets = append(sockets, l)
+	}
+	want := fmt.Sprintf("pid=%d,", pid)
+	for _, s := range sockets {
+		if !strings.Contains(s, want) {
+			continue
+		}
+		_, mem, found := strings.Cut(s, "skmem:(")
+		if !found {
+			continue
+		}
+		mem, _, _ = strings.Cut(mem, ")")
+		for _, kv := range strings.Split(mem, ",") {
+			switch {
+			case strings.HasPrefix(kv, "rb"):
+				if v, err := strconv.ParseInt(kv[2:], 10, 64); err == nil {
+					rb, ok = max(rb, v), true
+				}
+			case strings.HasPrefix(kv, "tb"):
+				if v, err := strconv.ParseInt(kv[2:], 10, 64); err == nil {
+					tb, ok = max(tb, v), true
+				}
+			}
+		}
+	}
+	return rb, tb, ok
+}
+
+// capNetAdmin is CAP_NET_ADMIN's bit in /proc/PID/status's capability masks.
+const capNetAdmin = 12
+
+// hasNetAdmin says whether process pid has CAP_NET_ADMIN in its effective set.
+func hasNetAdmin(pid int) (bool, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return false, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "CapEff:"); ok {
+			m, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			if err != nil {
+				return false, fmt.Errorf("/proc/%d/status: CapEff %q: %w", pid, v, err)
+			}
+			return m&(1<<capNetAdmin) != 0, nil
+		}
+	}
+	return false, fmt.Errorf("/proc/%d/status has no CapEff line", pid)
+}
+
+// quicBufferWarning returns quic-go's warning about the buffer sizes from
+// a daemon's log, or "".
+func quicBufferWarning(logFile string) string {
+	b, err := os.ReadFile(logFile)
+	if err != nil {
+		return ""
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if i := strings.Index(l, "failed to "); i >= 0 && strings.Contains(l, "buffer size") {
+			return strings.TrimSpace(l[i:])
+		}
+	}
+	return ""
+}

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestParseSSBuffers reads the buffers of one process's UDP sockets out of
+// `ss -uamnpH` output, skmem on the continuation line.
+func TestParseSSBuffers(t *testing.T) {
+	out := []byte("UNCONN 0      0      127.0.0.1:42467 0.0.0.0:* users:((\"p2pd\",pid=3850,fd=3))\n" +
+		"\t skmem:(r0,rb425984,t0,tb425984,f0,w0,o0,bl0,d0)\n" +
+		"UNCONN 0      0      127.0.0.1:5353 0.0.0.0:* users:((\"other\",pid=38501,fd=7))\n" +
+		"\t skmem:(r0,rb14680064,t0,tb14680064,f0,w0,o0,bl0,d0)\n" +
+		"UNCONN 0      0      [::1]:40000 [::]:* users:((\"p2pd\",pid=3850,fd=9)) skmem:(r0,rb212992,t0,tb851968,f0,w0,o0,bl0,d0)\n")
+	rb, tb, ok := parseSSBuffers(out, 3850)
+	if !ok || rb != 425984 || tb != 851968 {
+		t.Fatalf("parseSSBuffers(pid 3850) = %d, %d, %v; want the largest of its sockets: 425984, 851968, true", rb, tb, ok)
+	}
+	if _, _, ok := parseSSBuffers(out, 385); ok {
+		t.Fatal("parseSSBuffers found sockets of pid 385, which has none (pid=3850 is another process)")
+	}
+}
+
+func TestQUICBufferWarning(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "d.log")
+	line := "failed to sufficiently increase receive buffer size (was: 208 kiB, wanted: 7168 kiB, got: 416 kiB). See https://github.com/quic-go/quic-go/wiki/UDP-Buffer-Sizes for details."
+	if err := os.WriteFile(log, []byte("stdout: api: /ip4/127.0.0.1/tcp/1\n2026/12/04 19:53:19 "+line+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := quicBufferWarning(log); got != line {
+		t.Fatalf("quicBufferWarning = %q, want %q", got, line)
+	}
+	if got := quicBufferWarning(filepath.Join(dir, "none.log")); got != "" {
+		t.Fatalf("quicBufferWarning of a missing log = %q, want none", got)
+	}
+}
+
+// TestReportQUICBuffers checks the buffers table and the not-raised ÷
+// raised comparison, and the note of a run that could not raise them.
+func TestReportQUICBuffers(t *testing.T) {
+	res := &Results{Settings: Settings{Reps: 2, ParallelConns: 8}}
+	tput := res.figure("tput1", "throughput, 1 connection", "MiB/s", true)
+	for _, v := range [][3]float64{{100, 80, 1000}, {120, 60, 1000}} {
+		tput.add(pathP2PDQUIC, v[0])
+		tput.add(pathQUICSmall, v[1])
+		tput.add(pathDirect, v[2])
+	}
+	res.QUICBuffers = []QUICBuffers{
+		{Path: pathQUICSmall, RmemMax: 212992, WmemMax: 212992, MachineRmemMax: 4 << 20, MachineWmemMax: 4 << 20,
+			Recv: [2]int64{425984, 425984}, Send: [2]int64{425984, 425984}, Warning: "failed to sufficiently increase receive buffer size"},
+		{Path: pathP2PDQUIC, RmemMax: 7 << 20, WmemMax: 7 << 20, MachineRmemMax: 4 << 20, MachineWmemMax: 4 << 20,
+			Recv: [2]int64{14 << 20, 14 << 20}, Send: [2]int64{14 << 20, 14 << 20}},
+	}
+	md := renderReport(res, "chart.svg", "results.json")
+	for _, want := range []string{
+		"this machine's net.core.rmem_max / wmem_max are 4096 KiB / 4096 KiB",
+		"| not raised | 208 KiB / 208 KiB | no; no | 416 KiB; 416 KiB | 416 KiB; 416 KiB | failed to sufficiently increase receive buffer size |",
+		"| raised (quic-go's wish) | 7168 KiB / 7168 KiB | no; no | 14336 KiB; 14336 KiB | 14336 KiB; 14336 KiB | none |",
+		"| throughput, 1 connection | MiB/s | 110 (100–120) | 70.0 (60.0–80.0) | 0.65× (0.50–0.80) |",
+		"| Throughput, 1 connection, over QUIC, UDP buffers not raised | MiB/s | 70.0 (60.0–80.0) |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+	res.QUICBuffers = res.QUICBuffers[:1]
+	delete(tput.Samples, pathP2PDQUIC)
+	md = renderReport(res, "chart.svg", "results.json")
+	if !strings.Contains(md, "Only the figures without raised UDP buffers were measured") {
+		t.Errorf("report of a run without raised buffers does not say so:\n%s", md)
+	}
+	if strings.Contains(md, "not raised ÷ raised") {
+		t.Errorf("report compares with a raised path that was not measured:\n%s", md)
+	}
+}
