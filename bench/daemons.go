@@ -107,9 +107,11 @@ func (r *runner) startVariant(ctx context.Context, v variant, name string, flags
 	return d, nil
 }
 
-// addr returns the daemon's first listen address (with /p2p/ID) whose
+func (d *daemon) startupTime() time.Duration { return d.startup }
+
+// peerAddr returns the daemon's first listen address (with /p2p/ID) whose
 // transport part contains proto ("/tcp/" or "/quic-v1").
-func (d *daemon) addr(proto string) (string, error) {
+func (d *daemon) peerAddr(proto string) (string, error) {
 	for _, a := range d.addrs {
 		if strings.Contains(a, proto) {
 			return a, nil

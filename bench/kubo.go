@@ -125,10 +125,29 @@ func (r *runner) startKubo(ctx context.Context, name string) (*kuboDaemon, error
 	return d, nil
 }
 
-// p2pAddr is d's swarm address as a multiaddr with its peer ID.
-func (d *kuboDaemon) p2pAddr() string {
+func (d *kuboDaemon) startupTime() time.Duration { return d.startup }
+
+// peerAddr is d's TCP swarm address as a multiaddr with its peer ID (the
+// bench's kubo daemons listen on TCP only).
+func (d *kuboDaemon) peerAddr(kind string) (string, error) {
+	if kind != "/tcp/" {
+		return "", fmt.Errorf("%s listens on TCP only, not %s", d.name, kind)
+	}
 	host, port, _ := strings.Cut(d.swarm, ":")
-	return "/ip4/" + host + "/tcp/" + port + "/p2p/" + d.id
+	return "/ip4/" + host + "/tcp/" + port + "/p2p/" + d.id, nil
+}
+
+// streams is the number of streams `ipfs p2p stream ls` lists.
+func (d *kuboDaemon) streams(ctx context.Context) (int, error) {
+	out, err := d.ipfs(ctx, "p2p", "stream", "ls", "--enc=json")
+	if err != nil {
+		return 0, err
+	}
+	var ls struct{ Streams []json.RawMessage }
+	if err := json.Unmarshal([]byte(out), &ls); err != nil {
+		return 0, fmt.Errorf("%s: reading `ipfs p2p stream ls`: %w", d.name, err)
+	}
+	return len(ls.Streams), nil
 }
 
 // listen makes d serve protocol by dialing the TCP address target.
@@ -172,37 +191,4 @@ func (d *kuboDaemon) forward(ctx context.Context, protocol, to string) (string, 
 		}
 	}
 	return "", fmt.Errorf("%s: no forward of %s in `ipfs p2p ls`: %s", d.name, protocol, strings.TrimSpace(out))
-}
-
-// kuboPath starts two kubo daemons: the second serves the sink and echo
-// protocols, the first forwards a local port to each.
-func (r *runner) kuboPath(ctx context.Context, ps *pathSet, prefix, sink, echo string) (path, error) {
-	p := path{name: pathKubo}
-	var ds [2]*kuboDaemon
-	for i, role := range []string{"a", "b"} {
-		d, err := r.startKubo(ctx, prefix+"-"+role)
-		if d != nil {
-			ps.procs = append(ps.procs, d.child)
-		}
-		if err != nil {
-			return p, err
-		}
-		ds[i] = d
-	}
-	a, b := ds[0], ds[1]
-	if err := b.listen(ctx, protoSink, sink); err != nil {
-		return p, err
-	}
-	if err := b.listen(ctx, protoEcho, echo); err != nil {
-		return p, err
-	}
-	var err error
-	if p.sink, err = a.forward(ctx, protoSink, b.p2pAddr()); err != nil {
-		return p, err
-	}
-	if p.echo, err = a.forward(ctx, protoEcho, b.p2pAddr()); err != nil {
-		return p, err
-	}
-	p.pids = []int{a.pid(), b.pid()}
-	return p, nil
 }

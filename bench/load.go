@@ -11,7 +11,10 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+
+	"github.com/p2pd/p2pd/listeners"
 )
 
 // writeSize is the size of the client's writes in bulk transfers.
@@ -132,9 +135,9 @@ func firstByte(ctx context.Context, addr string) (time.Duration, error) {
 	return time.Since(t0), nil
 }
 
-// echoOnce sends one byte over c and waits for it to come back.
-func echoOnce(c net.Conn, b byte) error {
-	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+// echoOnce sends one byte over c and waits up to within for it to come back.
+func echoOnce(c net.Conn, b byte, within time.Duration) error {
+	_ = c.SetDeadline(time.Now().Add(within))
 	defer c.SetDeadline(time.Time{})
 	if _, err := c.Write([]byte{b}); err != nil {
 		return err
@@ -150,9 +153,10 @@ func echoOnce(c net.Conn, b byte) error {
 }
 
 // openIdle opens n connections to the echo at addr, at most par at a time,
-// checks each with one echoed byte and leaves them open. It returns the
-// connections that work and the first error of those that did not.
-func openIdle(ctx context.Context, addr string, n, par int) ([]net.Conn, int, error) {
+// checks each with one byte echoed within the given time and leaves them
+// open. It returns the connections that work and how many did not, with
+// the first error of those.
+func openIdle(ctx context.Context, addr string, n, par int, within time.Duration) ([]net.Conn, int, error) {
 	var (
 		mu    sync.Mutex // guards conns
 		conns []net.Conn
@@ -162,7 +166,7 @@ func openIdle(ctx context.Context, addr string, n, par int) ([]net.Conn, int, er
 		if err != nil {
 			return err
 		}
-		if err := echoOnce(c, 'i'); err != nil {
+		if err := echoOnce(c, 'i', within); err != nil {
 			c.Close()
 			return err
 		}
@@ -178,7 +182,7 @@ func openIdle(ctx context.Context, addr string, n, par int) ([]net.Conn, int, er
 // returns how many failed and the first error.
 func checkIdle(conns []net.Conn, par int) (int, error) {
 	return eachParallel(context.Background(), len(conns), par, func(i int) error {
-		return echoOnce(conns[i], 'c')
+		return echoOnce(conns[i], 'c', 30*time.Second)
 	})
 }
 
@@ -237,3 +241,60 @@ func medianDur(ds []time.Duration) time.Duration {
 }
 
 var errNoSamples = errors.New("no samples")
+
+// probeWaiting sees what one more connection to the echo at addr gets
+// while the connections in open are held: first left to wait (up to the
+// forward's dial timeout and then some), then with one of the open
+// connections closed a second after it was sent its byte. It closes that
+// connection and removes it from open.
+func probeWaiting(ctx context.Context, addr string, open *[]net.Conn) []Probe {
+	var out []Probe
+	for _, closeOne := range []bool{false, true} {
+		p := Probe{What: fmt.Sprintf("one more connection, the %d others held open", len(*open))}
+		wait := listenersDialTimeout + 15*time.Second
+		if closeOne {
+			p.What = fmt.Sprintf("one more connection, one of the %d others closed 1 s after it", len(*open))
+			wait = 15 * time.Second
+		}
+		logf("probe: %s (waiting up to %s)", p.What, wait)
+		t0 := time.Now()
+		c, err := dialer.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			p.Outcome = fmt.Sprintf("dial failed: %v", err)
+			out = append(out, p)
+			continue
+		}
+		if closeOne {
+			time.AfterFunc(time.Second, func() { _ = (*open)[0].Close() })
+		}
+		err = echoOnce(c, 'p', wait)
+		p.Seconds = time.Since(t0).Seconds()
+		c.Close()
+		var ne net.Error
+		switch {
+		case err == nil:
+			p.Outcome = "answered"
+		case errors.As(err, &ne) && ne.Timeout():
+			p.Outcome = "no answer, connection still open"
+		case errors.Is(err, io.EOF):
+			p.Outcome = "closed by the forward"
+		case errors.Is(err, syscall.ECONNRESET):
+			p.Outcome = "reset by the forward"
+		default:
+			p.Outcome = err.Error()
+		}
+		logf("probe: %s after %.1f s", p.Outcome, p.Seconds)
+		out = append(out, p)
+		if closeOne {
+			*open = (*open)[1:]
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return out
+}
+
+// listenersDialTimeout is p2pd's default dial timeout of a forward's
+// connection (listeners.DefaultDialTimeout).
+const listenersDialTimeout = listeners.DefaultDialTimeout

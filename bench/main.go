@@ -56,6 +56,7 @@ type settings struct {
 	bin        string
 	profile    int    // seconds of CPU profile of the forward's daemons; 0: none
 	profLoad   string // the load while profiling: bulk, rtt or connect
+	profPath   string // the forward profiled: pathP2PD or pathP2PDQUIC
 	keep       bool
 	render     string  // re-render the reports from this results.json instead of measuring
 	compare    variant // a second p2pd to measure side by side; bin "" for none
@@ -101,6 +102,7 @@ func parseFlags() (settings, error) {
 	fs.StringVar(&s.bin, "bin", "", "use this p2pd binary instead of building ./cmd/p2pd")
 	fs.IntVar(&s.profile, "profile", 0, "after the throughput and latency figures, record `N` seconds of CPU profile of both forward daemons under load; also save heap and goroutine profiles of the daemons holding idle connections")
 	fs.StringVar(&s.profLoad, "profile-load", "bulk", "load during -profile: bulk (1 connection), rtt (64-byte round trips) or connect (new connections)")
+	fs.StringVar(&s.profPath, "profile-path", pathP2PD, "the forward -profile profiles: "+pathP2PD+" (over TCP) or "+pathP2PDQUIC+" (over QUIC, UDP buffers raised)")
 	fs.StringVar(&s.render, "render", "", "measure nothing: write the report, chart and (with -publish) BENCHMARKS.md again from this `results.json`")
 	fs.BoolVar(&s.keep, "keep", false, "keep the work directory (repos, logs of every process)")
 	compare := fs.String("compare", "", "also measure a forward through this other p2pd `BINARY` (path \"p2pd-b\"), e.g. a build before a change")
@@ -167,6 +169,9 @@ func parseFlags() (settings, error) {
 	case "bulk", "rtt", "connect":
 	default:
 		return s, fmt.Errorf("-profile-load: want bulk, rtt or connect, not %q", s.profLoad)
+	}
+	if s.profPath != pathP2PD && s.profPath != pathP2PDQUIC {
+		return s, fmt.Errorf("-profile-path: want %s or %s, not %q", pathP2PD, pathP2PDQUIC, s.profPath)
 	}
 	switch *publish {
 	case "auto":

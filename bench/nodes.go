@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -11,188 +10,130 @@ import (
 )
 
 // idleConns opens N concurrent connections through one forward of a fresh
-// pair of daemons, for each N, and measures how the daemons' RSS grows.
+// pair of daemons, for each N, and measures how the daemons' RSS grows:
+// through p2pd over TCP at every count, through kubo and through p2pd over
+// QUIC at counts up to idleCompareMax.
 func (r *runner) idleConns(ctx context.Context) error {
 	_, echo, err := r.startService(ctx, "idle-service")
 	if err != nil {
 		return err
 	}
 	for _, n := range r.s.idle {
-		res, err := r.idleOnce(ctx, n, echo)
-		if err != nil {
-			res.Error = err.Error()
-			logf("idle %d: %v", n, err)
+		runs := []idleRun{{path: pathP2PD, start: r.p2pdStarter(variant{bin: r.bin}, tcpListen), kind: "/tcp/", par: 64, answerWithin: 30 * time.Second}}
+		if n <= idleCompareMax {
+			if r.s.kubo != "" {
+				runs = append(runs, idleRun{path: pathKubo, start: r.kuboStarter(), kind: "/tcp/", par: 64, answerWithin: 30 * time.Second})
+			}
+			runs = append(runs, idleRun{path: pathP2PDQUIC, start: r.p2pdStarter(variant{bin: r.bin}, quicListen), kind: "/quic-v1",
+				par: quicStreamCap, answerWithin: quicAnswerWithin, probe: !r.s.quick})
 		}
-		r.res.Idle = append(r.res.Idle, res)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if r.s.kubo == "" || n > kuboIdleMax {
-			continue
-		}
-		res, err = r.kuboIdleOnce(ctx, n, echo)
-		if err != nil {
-			res.Error = err.Error()
-			logf("kubo idle %d: %v", n, err)
-		}
-		r.res.Idle = append(r.res.Idle, res)
-		if ctx.Err() != nil {
-			return ctx.Err()
+		for _, run := range runs {
+			res, err := r.idleOnce(ctx, n, echo, run)
+			if err != nil {
+				res.Error = err.Error()
+				logf("%s idle %d: %v", run.path, n, err)
+			}
+			r.res.Idle = append(r.res.Idle, res)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
 		}
 	}
 	return nil
 }
 
-// kuboIdleMax is the largest idle-connection count kubo is measured at:
-// the figure the comparison needs is the one at 1,000.
-const kuboIdleMax = 1000
+// idleCompareMax is the largest idle-connection count kubo and p2pd over
+// QUIC are measured at: the figure the comparison needs is the one at
+// 1,000.
+const idleCompareMax = 1000
 
-// kuboIdleOnce is idleOnce through a forward between two kubo daemons; it
-// measures RSS only (kubo's runtime metrics are not read).
-func (r *runner) kuboIdleOnce(ctx context.Context, n int, echo string) (Idle, error) {
-	res := Idle{N: n, Path: pathKubo}
+// quicStreamCap is the most streams a QUIC connection of go-libp2p admits
+// at once (quicreuse's MaxIncomingStreams).
+const quicStreamCap = 256
+
+// quicAnswerWithin is how long a connection through the forward over QUIC
+// may take to echo its first byte before it counts as not opened: past the
+// stream cap, connections wait without an answer.
+const quicAnswerWithin = 5 * time.Second
+
+// idleRun is one forward the idle-connections figure is measured through.
+type idleRun struct {
+	path  string
+	start startFunc
+	kind  string // the transport the forward uses: "/tcp/" or "/quic-v1"
+	par   int    // connections opened at once
+	// answerWithin bounds the wait for a new connection's first echo.
+	answerWithin time.Duration
+	// probe: when connections failed to open, see what one more connection
+	// gets (probeWaiting).
+	probe bool
+}
+
+// idleOnce opens n connections through one forward between a fresh pair of
+// daemons and measures their RSS (and, for p2pd, heap, stacks and
+// goroutines) before and after.
+func (r *runner) idleOnce(ctx context.Context, n int, echo string, run idleRun) (Idle, error) {
+	res := Idle{N: n, Path: run.path}
+	if run.path == pathP2PD {
+		res.Path = ""
+	}
 	ps := &pathSet{}
 	defer ps.stop()
-	p := path{}
-	var ds [2]*kuboDaemon
-	for i, role := range []string{"a", "b"} {
-		d, err := r.startKubo(ctx, fmt.Sprintf("kubo-idle%d-%s", n, role))
-		if d != nil {
-			ps.procs = append(ps.procs, d.child)
-		}
+	pr, err := startPair(ctx, ps, fmt.Sprintf("%s-idle%d", run.path, n), run.start)
+	if err != nil {
+		return res, err
+	}
+	locals, err := pr.connect(ctx, run.kind, [2]string{protoEcho, echo})
+	if err != nil {
+		return res, err
+	}
+	fwd := locals[0]
+	if _, err := firstByte(ctx, fwd); err != nil {
+		return res, fmt.Errorf("first connection: %w", err)
+	}
+	time.Sleep(r.s.settleIdle)
+	before, err := rss(pr)
+	if err != nil {
+		return res, err
+	}
+	mBefore, withMetrics, err := runtimeMetrics(ctx, pr)
+	if err != nil {
+		return res, err
+	}
+
+	logf("%s idle connections: opening %d through one forward", run.path, n)
+	t0 := time.Now()
+	conns, failed, ferr := openIdle(ctx, fwd, n, run.par, run.answerWithin)
+	defer func() { closeAll(conns) }()
+	res.OpenSeconds = time.Since(t0).Seconds()
+	res.Opened = len(conns)
+	time.Sleep(r.s.settleIdle)
+	after, err := rss(pr)
+	if err != nil {
+		return res, err
+	}
+	if withMetrics {
+		mAfter, _, err := runtimeMetrics(ctx, pr)
 		if err != nil {
 			return res, err
 		}
-		ds[i] = d
-	}
-	a, b := ds[0], ds[1]
-	if err := b.listen(ctx, protoEcho, echo); err != nil {
-		return res, err
-	}
-	fwd, err := a.forward(ctx, protoEcho, b.p2pAddr())
-	if err != nil {
-		return res, err
-	}
-	p.echo = fwd
-	if _, err := firstByte(ctx, fwd); err != nil {
-		return res, fmt.Errorf("first connection: %w", err)
-	}
-	time.Sleep(r.s.settleIdle)
-	rssOf := func() ([2]int64, error) {
-		var out [2]int64
-		for i, d := range ds {
-			st, err := readProc(d.pid())
-			if err != nil {
-				return out, err
-			}
-			out[i] = st.RSS
-		}
-		return out, nil
-	}
-	before, err := rssOf()
-	if err != nil {
-		return res, err
-	}
-	logf("kubo idle connections: opening %d through one forward", n)
-	t0 := time.Now()
-	conns, failed, ferr := openIdle(ctx, fwd, n, 64)
-	defer closeAll(conns)
-	res.OpenSeconds = time.Since(t0).Seconds()
-	res.Opened = len(conns)
-	time.Sleep(r.s.settleIdle)
-	after, err := rssOf()
-	if err != nil {
-		return res, err
-	}
-	if out, err := a.ipfs(ctx, "p2p", "stream", "ls", "--enc=json"); err == nil {
-		var ls struct{ Streams []json.RawMessage }
-		if json.Unmarshal([]byte(out), &ls) == nil {
-			res.Streams = len(ls.Streams)
+		for i := range 2 {
+			res.HeapKiBPerConn[i] = (mAfter[i][heapInuse] - mBefore[i][heapInuse]) / 1024 / float64(n)
+			res.StackKiBPerConn[i] = (mAfter[i][stackInuse] - mBefore[i][stackInuse]) / 1024 / float64(n)
+			res.GoroutinesPerConn[i] = (mAfter[i][goroutines] - mBefore[i][goroutines]) / float64(n)
 		}
 	}
-	bad, cerr := checkIdle(conns, 256)
-	res.Working = len(conns) - bad
-	for i := range 2 {
-		res.RSSBeforeMiB[i] = float64(before[i]) / (1 << 20)
-		res.RSSAfterMiB[i] = float64(after[i]) / (1 << 20)
-	}
-	res.KiBPerConnA = float64(after[0]-before[0]) / 1024 / float64(n)
-	res.KiBPerConnB = float64(after[1]-before[1]) / 1024 / float64(n)
-	logf("kubo idle %d: opened %d in %.1f s, %d working, %d streams; RSS per connection %.1f KiB (forwarding), %.1f KiB (listening)",
-		n, res.Opened, res.OpenSeconds, res.Working, res.Streams, res.KiBPerConnA, res.KiBPerConnB)
-	switch {
-	case failed > 0:
-		return res, fmt.Errorf("%d of %d connections failed to open; first: %w", failed, n, ferr)
-	case bad > 0:
-		return res, fmt.Errorf("%d of %d open connections failed the second echo; first: %w", bad, n, cerr)
-	}
-	return res, nil
-}
-
-func (r *runner) idleOnce(ctx context.Context, n int, echo string) (Idle, error) {
-	res := Idle{N: n}
-	name := fmt.Sprintf("idle%d", n)
-	a, err := r.startDaemon(ctx, name+"-a", r.benchDaemonFlags(tcpListen)...)
-	if err != nil {
-		return res, err
-	}
-	defer a.stop()
-	b, err := r.startDaemon(ctx, name+"-b", r.benchDaemonFlags(tcpListen)...)
-	if err != nil {
-		return res, err
-	}
-	defer b.stop()
-	if err := b.listen(ctx, protoEcho, echo); err != nil {
-		return res, err
-	}
-	bAddr, err := b.addr("/tcp/")
-	if err != nil {
-		return res, err
-	}
-	fwd, err := a.forward(ctx, protoEcho, bAddr)
-	if err != nil {
-		return res, err
-	}
-	if _, err := firstByte(ctx, fwd); err != nil {
-		return res, fmt.Errorf("first connection: %w", err)
-	}
-	time.Sleep(r.s.settleIdle)
-	before, err := rss(a, b)
-	if err != nil {
-		return res, err
-	}
-	mBefore, err := runtimeMetrics(ctx, a, b)
-	if err != nil {
-		return res, err
-	}
-
-	logf("idle connections: opening %d through one forward", n)
-	t0 := time.Now()
-	conns, failed, ferr := openIdle(ctx, fwd, n, 64)
-	defer closeAll(conns)
-	res.OpenSeconds = time.Since(t0).Seconds()
-	res.Opened = len(conns)
-	time.Sleep(r.s.settleIdle)
-	after, err := rss(a, b)
-	if err != nil {
-		return res, err
-	}
-	mAfter, err := runtimeMetrics(ctx, a, b)
-	if err != nil {
-		return res, err
-	}
-	for i := range 2 {
-		res.HeapKiBPerConn[i] = (mAfter[i][heapInuse] - mBefore[i][heapInuse]) / 1024 / float64(n)
-		res.StackKiBPerConn[i] = (mAfter[i][stackInuse] - mBefore[i][stackInuse]) / 1024 / float64(n)
-		res.GoroutinesPerConn[i] = (mAfter[i][goroutines] - mBefore[i][goroutines]) / float64(n)
-	}
-	if res.Streams, err = a.streams(ctx); err != nil {
+	if res.Streams, err = pr.a.streams(ctx); err != nil {
 		return res, err
 	}
 	if r.s.profile > 0 {
-		for _, d := range []*daemon{a, b} {
+		for _, d := range []tunnelDaemon{pr.a, pr.b} {
+			p, ok := d.(profiler)
+			if !ok {
+				continue
+			}
 			for _, what := range []string{"heap", "goroutine"} {
-				if err := d.pprof(ctx, what, filepath.Join(r.s.out, what+"-"+d.name+".pb.gz")); err != nil {
+				if err := p.pprof(ctx, what, filepath.Join(r.s.out, what+"-"+d.proc().name+".pb.gz")); err != nil {
 					logf("idle %d: %v", n, err)
 				}
 			}
@@ -206,13 +147,16 @@ func (r *runner) idleOnce(ctx context.Context, n int, echo string) (Idle, error)
 	}
 	res.KiBPerConnA = float64(after[0]-before[0]) / 1024 / float64(n)
 	res.KiBPerConnB = float64(after[1]-before[1]) / 1024 / float64(n)
-	logf("idle %d: opened %d in %.1f s, %d working, %d streams; RSS per connection %.1f KiB (forwarding), %.1f KiB (listening); heap %.1f/%.1f KiB, stacks %.1f/%.1f KiB, goroutines %.1f/%.1f",
-		n, res.Opened, res.OpenSeconds, res.Working, res.Streams, res.KiBPerConnA, res.KiBPerConnB,
+	logf("%s idle %d: opened %d in %.1f s, %d working, %d streams; RSS per connection %.1f KiB (forwarding), %.1f KiB (listening); heap %.1f/%.1f KiB, stacks %.1f/%.1f KiB, goroutines %.1f/%.1f",
+		run.path, n, res.Opened, res.OpenSeconds, res.Working, res.Streams, res.KiBPerConnA, res.KiBPerConnB,
 		res.HeapKiBPerConn[0], res.HeapKiBPerConn[1], res.StackKiBPerConn[0], res.StackKiBPerConn[1],
 		res.GoroutinesPerConn[0], res.GoroutinesPerConn[1])
+	if run.probe && failed > 0 && len(conns) > 0 {
+		res.Probes = probeWaiting(ctx, fwd, &conns)
+	}
 	switch {
 	case failed > 0:
-		return res, fmt.Errorf("%d of %d connections failed to open; first: %w", failed, n, ferr)
+		return res, fmt.Errorf("%d of %d connections failed to open (no echo within %s); first: %w", failed, n, run.answerWithin, ferr)
 	case bad > 0:
 		return res, fmt.Errorf("%d of %d open connections failed the second echo; first: %w", bad, n, cerr)
 	}
@@ -226,24 +170,26 @@ const (
 	goroutines = "go_goroutines"
 )
 
-// runtimeMetrics reads the heap, stack and goroutine metrics of two daemons.
-func runtimeMetrics(ctx context.Context, a, b *daemon) ([2]map[string]float64, error) {
-	var out [2]map[string]float64
-	for i, d := range []*daemon{a, b} {
-		m, err := d.metrics(ctx, heapInuse, stackInuse, goroutines)
-		if err != nil {
-			return out, err
+// runtimeMetrics reads the heap, stack and goroutine metrics of a pair's
+// daemons; ok is false for daemons that do not serve them (kubo).
+func runtimeMetrics(ctx context.Context, pr pair) (out [2]map[string]float64, ok bool, err error) {
+	for i, d := range []tunnelDaemon{pr.a, pr.b} {
+		rr, isReader := d.(runtimeReader)
+		if !isReader {
+			return out, false, nil
 		}
-		out[i] = m
+		if out[i], err = rr.metrics(ctx, heapInuse, stackInuse, goroutines); err != nil {
+			return out, false, err
+		}
 	}
-	return out, nil
+	return out, true, nil
 }
 
-// rss reads the RSS of two daemons.
-func rss(a, b *daemon) ([2]int64, error) {
+// rss reads the RSS of a pair's daemons.
+func rss(pr pair) ([2]int64, error) {
 	var out [2]int64
-	for i, d := range []*daemon{a, b} {
-		st, err := readProc(d.pid())
+	for i, pid := range pr.pids() {
+		st, err := readProc(pid)
 		if err != nil {
 			return out, err
 		}
@@ -257,39 +203,33 @@ func rss(a, b *daemon) ([2]int64, error) {
 func (r *runner) startup(ctx context.Context) error {
 	start := r.res.figure("startup", "daemon start to API answering", "ms", false)
 	idle := r.res.figure("idlerss", "RSS of an idle daemon", "MiB", false)
+	type kind struct {
+		path, prefix string
+		start        startFunc
+	}
+	kinds := []kind{{pathP2PD, "start", r.p2pdStarter(variant{bin: r.bin}, tcpListen)}}
+	if r.s.kubo != "" {
+		kinds = append(kinds, kind{pathKubo, "kubo-start", r.kuboStarter()})
+	}
 	for i := range r.s.reps {
-		d, err := r.startDaemon(ctx, fmt.Sprintf("start%d", i), r.benchDaemonFlags(tcpListen)...)
-		if err != nil {
-			return err
-		}
-		start.add(pathP2PD, float64(d.startup)/float64(time.Millisecond))
-		time.Sleep(r.s.settleIdle)
-		st, err := readProc(d.pid())
-		d.stop()
-		if err != nil {
-			return err
-		}
-		idle.add(pathP2PD, float64(st.RSS)/(1<<20))
-		logf("startup, rep %d: %.0f ms to the API, idle RSS %.1f MiB", i+1, last(start, pathP2PD), last(idle, pathP2PD))
-		if r.s.kubo == "" {
-			continue
-		}
-		k, err := r.startKubo(ctx, fmt.Sprintf("kubo-start%d", i))
-		if err != nil {
-			if k != nil {
-				k.stop()
+		for _, k := range kinds {
+			d, err := k.start(ctx, fmt.Sprintf("%s%d", k.prefix, i))
+			if err != nil {
+				if d != nil {
+					d.proc().stop()
+				}
+				return err
 			}
-			return err
+			start.add(k.path, float64(d.startupTime())/float64(time.Millisecond))
+			time.Sleep(r.s.settleIdle)
+			st, err := readProc(d.proc().pid())
+			d.proc().stop()
+			if err != nil {
+				return err
+			}
+			idle.add(k.path, float64(st.RSS)/(1<<20))
+			logf("startup, rep %d: %s %.0f ms to ready, idle RSS %.1f MiB", i+1, k.path, last(start, k.path), last(idle, k.path))
 		}
-		start.add(pathKubo, float64(k.startup)/float64(time.Millisecond))
-		time.Sleep(r.s.settleIdle)
-		st, err = readProc(k.pid())
-		k.stop()
-		if err != nil {
-			return err
-		}
-		idle.add(pathKubo, float64(st.RSS)/(1<<20))
-		logf("startup, rep %d: kubo %.0f ms to ready, idle RSS %.1f MiB", i+1, last(start, pathKubo), last(idle, pathKubo))
 	}
 	return nil
 }
@@ -308,7 +248,7 @@ func (r *runner) discovery(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	bootAddr, err := boot.addr("/tcp/")
+	bootAddr, err := boot.peerAddr("/tcp/")
 	if err != nil {
 		return err
 	}

@@ -10,7 +10,6 @@ import (
 // pathSet is the tunnel processes of one repetition.
 type pathSet struct {
 	paths []path   // p2pd over TCP first
-	a, b  *daemon  // the p2pd forward over TCP: forwarding and listening daemon
 	procs []*child // every process of the set
 }
 
@@ -22,6 +21,17 @@ func (ps *pathSet) stop() {
 	for _, c := range ps.procs {
 		c.stop()
 	}
+}
+
+// path returns the path named name, or one without daemons (which
+// profileForward refuses) if the set has none of that name.
+func (ps *pathSet) path(name string) path {
+	for _, p := range ps.paths {
+		if p.name == name {
+			return p
+		}
+	}
+	return path{name: name}
 }
 
 // setupPaths starts the processes of every path for repetition rep and
@@ -44,7 +54,7 @@ func (r *runner) setupPaths(ctx context.Context, rep int, sink, echo, certFile, 
 			return nil
 		}
 		var err error
-		cmp, err = r.forwardPath(ctx, ps, r.s.compare, pathCompare, fmt.Sprintf("cmp%d", rep), tcpListen, "/tcp/", sink, echo)
+		cmp, err = r.pairPath(ctx, ps, pathCompare, fmt.Sprintf("cmp%d", rep), r.p2pdStarter(r.s.compare, tcpListen), "/tcp/", sink, echo)
 		return err
 	}
 	if rep%2 == 1 {
@@ -52,7 +62,7 @@ func (r *runner) setupPaths(ctx context.Context, rep int, sink, echo, certFile, 
 			return ps, err
 		}
 	}
-	p2pd, err := r.forwardPath(ctx, ps, variant{bin: r.bin}, pathP2PD, fmt.Sprintf("fwd%d", rep), tcpListen, "/tcp/", sink, echo)
+	p2pd, err := r.pairPath(ctx, ps, pathP2PD, fmt.Sprintf("fwd%d", rep), r.p2pdStarter(variant{bin: r.bin}, tcpListen), "/tcp/", sink, echo)
 	if err != nil {
 		return ps, err
 	}
@@ -93,7 +103,7 @@ func (r *runner) setupPaths(ctx context.Context, rep int, sink, echo, certFile, 
 		ps.paths = append(ps.paths, cmp)
 	}
 	if r.s.kubo != "" {
-		kubo, err := r.kuboPath(ctx, ps, fmt.Sprintf("kubo%d", rep), sink, echo)
+		kubo, err := r.pairPath(ctx, ps, pathKubo, fmt.Sprintf("kubo%d", rep), r.kuboStarter(), "/tcp/", sink, echo)
 		if err != nil {
 			return ps, err
 		}
@@ -135,7 +145,7 @@ func (r *runner) quicPath(ctx context.Context, ps *pathSet, rep int, raised bool
 	if err != nil {
 		return path{}, fmt.Errorf("setting net.core.rmem_max/wmem_max to %d for %s: %w", limit, name, err)
 	}
-	p, err := r.forwardPath(ctx, ps, v, name, prefix, quicListen, "/quic-v1", sink, echo)
+	p, err := r.pairPath(ctx, ps, name, prefix, r.p2pdStarter(v, quicListen), "/quic-v1", sink, echo)
 	if err != nil {
 		return p, err
 	}
@@ -199,45 +209,4 @@ func (r *runner) refPath(ctx context.Context, ps *pathSet, name, prefix, sink, e
 		return path{}, err
 	}
 	return path{name: name, sink: entryAddrs[0], echo: entryAddrs[1], pids: []int{entry.pid(), exit.pid()}}, nil
-}
-
-// forwardPath starts two daemons of variant v listening on listen: the
-// second serves the sink and echo protocols, the first forwards a local
-// port to each over its address of kind addrKind. The first p2pd path also
-// becomes ps.a and ps.b.
-func (r *runner) forwardPath(ctx context.Context, ps *pathSet, v variant, name, prefix, listen, addrKind, sink, echo string) (path, error) {
-	p := path{name: name}
-	var ds [2]*daemon
-	for i, role := range []string{"a", "b"} {
-		d, err := r.startVariant(ctx, v, prefix+"-"+role, r.benchDaemonFlags(listen)...)
-		if d != nil {
-			ps.procs = append(ps.procs, d.child)
-		}
-		if err != nil {
-			return p, err
-		}
-		ds[i] = d
-	}
-	a, b := ds[0], ds[1]
-	if err := b.listen(ctx, protoSink, sink); err != nil {
-		return p, err
-	}
-	if err := b.listen(ctx, protoEcho, echo); err != nil {
-		return p, err
-	}
-	to, err := b.addr(addrKind)
-	if err != nil {
-		return p, err
-	}
-	if p.sink, err = a.forward(ctx, protoSink, to); err != nil {
-		return p, err
-	}
-	if p.echo, err = a.forward(ctx, protoEcho, to); err != nil {
-		return p, err
-	}
-	p.pids = []int{a.pid(), b.pid()}
-	if name == pathP2PD {
-		ps.a, ps.b = a, b
-	}
-	return p, nil
 }

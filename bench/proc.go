@@ -70,6 +70,9 @@ func startChild(name, logDir string, env []string, bin string, args ...string) (
 
 func (c *child) pid() int { return c.cmd.Process.Pid }
 
+// proc is c itself, for the daemons that embed it.
+func (c *child) proc() *child { return c }
+
 // expect waits for a stdout line starting with prefix and returns the rest
 // of it. Lines before it are returned in skipped.
 func (c *child) expect(ctx context.Context, prefix string, timeout time.Duration) (rest string, skipped []string, err error) {

@@ -253,6 +253,17 @@ func renderReport(res *Results, chart, raw string) string {
 			if in.Error != "" {
 				fmt.Fprintf(&b, "\n%s, %d connections: %s\n", idlePath(in), in.N, in.Error)
 			}
+			for _, p := range in.Probes {
+				fmt.Fprintf(&b, "\n%s, %d connections, %s: %s after %.1f s.\n", idlePath(in), in.N, p.What, p.Outcome, p.Seconds)
+			}
+		}
+		for _, in := range res.Idle {
+			if in.Path == pathP2PDQUIC {
+				fmt.Fprintf(&b, "\nOver QUIC every stream of a forward shares one QUIC connection, which admits %d streams at once "+
+					"(go-libp2p's quicreuse sets quic-go's MaxIncomingStreams); a connection counts as opened when its first byte "+
+					"comes back within %s. p2pd's forward waits for a stream up to its dial timeout (%s).\n", quicStreamCap, quicAnswerWithin, listenersDialTimeout)
+				break
+			}
 		}
 		b.WriteString("\n")
 	}
@@ -371,8 +382,11 @@ func targets(res *Results) []target {
 
 // idlePath names the forward of an idle-connections result.
 func idlePath(in Idle) string {
-	if in.Path == "" {
+	switch in.Path {
+	case "":
 		return pathP2PD
+	case pathP2PDQUIC:
+		return "p2pd over QUIC"
 	}
 	return in.Path
 }

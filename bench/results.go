@@ -120,7 +120,17 @@ type Idle struct {
 	GoroutinesPerConn [2]float64 `json:"goroutines_per_conn"`
 	RSSBeforeMiB      [2]float64 `json:"rss_mib_before"`
 	RSSAfterMiB       [2]float64 `json:"rss_mib_after"`
-	Error             string     `json:"error,omitempty"`
+	// Probes are what one more connection got with the others open, where
+	// some failed to open (over QUIC: past the stream cap).
+	Probes []Probe `json:"probes,omitempty"`
+	Error  string  `json:"error,omitempty"`
+}
+
+// Probe is what one more connection through a forward got.
+type Probe struct {
+	What    string  `json:"what"`
+	Outcome string  `json:"outcome"`
+	Seconds float64 `json:"seconds"` // from the dial to the outcome
 }
 
 // figure returns the figure with key, adding it if it is new.

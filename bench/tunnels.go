@@ -18,6 +18,7 @@ type path struct {
 	// and the forwarding daemon's log.
 	udpLimits udpLimits
 	log       string
+	ends      pair // the forwarding and listening daemon, for the tunnels' paths
 }
 
 const (
@@ -80,7 +81,7 @@ func (r *runner) tunnels(ctx context.Context) error {
 			err = r.latency(ctx, ps.paths, rep)
 		}
 		if err == nil && rep == r.s.reps-1 && r.s.profile > 0 {
-			if perr := r.profileForward(ctx, ps.paths[0], ps.a, ps.b); perr != nil {
+			if perr := r.profileForward(ctx, ps.path(r.s.profPath)); perr != nil {
 				logf("profile: %v", perr)
 			}
 		}
@@ -212,14 +213,22 @@ func (r *runner) latency(ctx context.Context, paths []path, rep int) error {
 
 // profileForward records CPU profiles of both daemons of a forward while
 // one connection after another sends bulk data through it.
-func (r *runner) profileForward(ctx context.Context, p path, a, b *daemon) error {
+func (r *runner) profileForward(ctx context.Context, p path) error {
 	secs := r.s.profile
+	var ds []*daemon
+	for _, d := range []tunnelDaemon{p.ends.a, p.ends.b} {
+		pd, ok := d.(*daemon)
+		if !ok {
+			return fmt.Errorf("%s: no p2pd daemons of that path to profile", p.name)
+		}
+		ds = append(ds, pd)
+	}
 	logf("profiling both forward daemons for %d s under %s load", secs, r.s.profLoad)
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
-	for _, d := range []*daemon{a, b} {
+	for _, d := range ds {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
