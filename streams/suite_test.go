@@ -13,6 +13,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	streamstest.PeerMain() // the idle-streams test's peer process
 	goleak.VerifyTestMain(m)
 }
 

@@ -40,12 +40,21 @@ import (
 const Proto = protocol.ID("/x/streams-test")
 
 // NewHost builds a libp2p host on loopback TCP with TLS and yamux, no relay,
-// no metrics and no resource limits (the tests open hundreds of streams).
+// no metrics and no resource limits (the tests open thousands of streams).
 func NewHost(tb testing.TB) host.Host {
 	tb.Helper()
+	h, err := newHost()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return h
+}
+
+// newHost is NewHost for a process without a testing.TB (the peer process).
+func newHost() (host.Host, error) {
 	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(rcmgr.InfiniteLimits))
 	if err != nil {
-		tb.Fatalf("resource manager: %v", err)
+		return nil, fmt.Errorf("resource manager: %w", err)
 	}
 	// Generous handshake timeouts: the machine running the tests may be
 	// heavily loaded, and a slow handshake is not what these tests check.
@@ -60,9 +69,9 @@ func NewHost(tb testing.TB) host.Host {
 		libp2p.DisableMetrics(),
 	)
 	if err != nil {
-		tb.Fatalf("libp2p.New: %v", err)
+		return nil, fmt.Errorf("libp2p.New: %w", err)
 	}
-	return h
+	return h, nil
 }
 
 // ConnectHosts connects a to b.
@@ -215,17 +224,9 @@ func NewTunnel(tb testing.TB, service func(net.Conn), cfg Config) *Tunnel {
 		tb.Fatal(err)
 	}
 	t.SvcAddr = NetAddr(tb, t.lnSvc.Addr())
-	t.goLoop(func() {
-		for {
-			c, err := t.lnSvc.Accept()
-			if err != nil {
-				return
-			}
-			t.goLoop(func() {
-				defer c.Close()
-				service(c)
-			})
-		}
+	acceptLoop(t.lnSvc, &t.wg, func(c net.Conn) {
+		defer c.Close()
+		service(c)
 	})
 
 	svcTCP := t.lnSvc.Addr().String()
@@ -246,34 +247,42 @@ func NewTunnel(tb testing.TB, service func(net.Conn), cfg Config) *Tunnel {
 	}
 	t.Addr = t.lnA.Addr().String()
 	target := P2PAddr(tb, t.B.ID())
-	t.goLoop(func() {
-		for {
-			c, err := t.lnA.Accept()
-			if err != nil {
-				return
-			}
-			t.goLoop(func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				defer cancel()
-				s, err := t.A.NewStream(ctx, t.B.ID(), Proto)
-				if err != nil {
-					ends.Abort(c)
-					return
-				}
-				origin, _ := manet.FromNetAddr(c.RemoteAddr())
-				_, _ = t.RegA.Bridge(s, c, origin, target)
-			})
-		}
-	})
+	acceptLoop(t.lnA, &t.wg, func(c net.Conn) { forward(t.A, t.B.ID(), t.RegA, c, target) })
 	return t
 }
 
-func (t *Tunnel) goLoop(f func()) {
-	t.wg.Add(1)
+// acceptLoop runs handle in a goroutine for every connection ln accepts,
+// until ln is closed. The loop and every handler count in wg.
+func acceptLoop(ln net.Listener, wg *sync.WaitGroup, handle func(net.Conn)) {
+	wg.Add(1)
 	go func() {
-		defer t.wg.Done()
-		f()
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				handle(c)
+			}()
+		}
 	}()
+}
+
+// forward bridges c with reg to a new stream from h to p, as `p2pd
+// forward` does; it aborts c if the stream cannot be opened.
+func forward(h host.Host, p peer.ID, reg *streams.Registry, c net.Conn, target ma.Multiaddr) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := h.NewStream(ctx, p, Proto)
+	if err != nil {
+		ends.Abort(c)
+		return
+	}
+	origin, _ := manet.FromNetAddr(c.RemoteAddr())
+	_, _ = reg.Bridge(s, c, origin, target)
 }
 
 // Close tears everything down in order: registries, hosts, listeners, then
