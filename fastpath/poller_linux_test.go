@@ -14,9 +14,10 @@ import (
 // TestPollerDies kills the poller under parked connections: every parked
 // connection is woken and keeps working in a goroutine of its own, the
 // engine refuses new pumps, and the registry bridges new streams with its
-// plain bridge and counts the failure in its metric, once.
+// plain bridge and counts the failure in its metric, once; both log it.
 func TestPollerDies(t *testing.T) {
 	const conns = 10
+	logs := captureErrorLogs(t)
 	var eng *Engine
 	metrics := prometheus.NewRegistry()
 	tun := streamstest.NewTunnel(t, streamstest.Echo, streamstest.Config{
@@ -65,6 +66,8 @@ func TestPollerDies(t *testing.T) {
 	if got := failures(t, metrics); got != 1 {
 		t.Fatalf("p2pd_streams_engine_failures_total = %v, want 1", got)
 	}
+	wantErrorLogged(t, logs, "p2pd/fastpath", "poller of idle connections died") // the engine, as it fails
+	wantErrorLogged(t, logs, "p2pd/streams", "poller of idle connections died")  // the registry, as it falls back
 	for i, c := range cs {
 		streamstest.PingConn(t, c, fmt.Sprintf("still %d", i))
 	}
