@@ -171,9 +171,11 @@ func (r *runner) recordQUICBuffers(ctx context.Context, p path) {
 			notes = append(notes, err.Error())
 		}
 		qb.NetAdmin[i] = na
-		if qb.Recv[i], qb.Send[i], err = udpSocketBuffers(ctx, pid); err != nil {
+		st, err := udpSocketStats(ctx, pid)
+		if err != nil {
 			notes = append(notes, err.Error())
 		}
+		qb.Recv[i], qb.Send[i] = st.rb, st.tb
 	}
 	qb.Warning = quicBufferWarning(p.log)
 	qb.Note = strings.Join(notes, "; ")

@@ -119,7 +119,16 @@ func (r *runner) throughput(ctx context.Context, paths []path, rep int) error {
 		sys := r.res.figure("sys"+kind.key, fmt.Sprintf("share of that CPU in the kernel, %d conn.", kind.conns), "%", false)
 		writes := r.res.figure("writes"+kind.key, fmt.Sprintf("write system calls per MiB (two processes), %d conn.", kind.conns), "1/MiB", false)
 		reads := r.res.figure("reads"+kind.key, fmt.Sprintf("read system calls per MiB (two processes), %d conn.", kind.conns), "1/MiB", false)
+		drops := r.res.figure("udpdrops"+kind.key, fmt.Sprintf("UDP datagrams dropped at the two daemons' receive buffers per GiB, %d conn.", kind.conns), "1/GiB", false)
 		for _, p := range rotate(paths, rep) {
+			quic := p.name == pathP2PDQUIC || p.name == pathQUICSmall
+			var dropsBefore int64
+			if quic {
+				var err error
+				if dropsBefore, err = udpDrops(ctx, p.pids); err != nil {
+					return err
+				}
+			}
 			before, err := readProcs(p.pids)
 			if err != nil {
 				return err
@@ -138,6 +147,13 @@ func (r *runner) throughput(ctx context.Context, paths []path, rep int) error {
 				return err
 			}
 			tput.add(p.name, mib/d.Seconds())
+			if quic {
+				dropsAfter, err := udpDrops(ctx, p.pids)
+				if err != nil {
+					return err
+				}
+				drops.add(p.name, float64(dropsAfter-dropsBefore)/gib)
+			}
 			if len(p.pids) > 0 {
 				st := after.sub(before)
 				cpu.add(p.name, st.CPU().Seconds()/gib)

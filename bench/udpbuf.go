@@ -124,24 +124,41 @@ func (u *udpSysctl) restore() {
 	logf("restored net.core.rmem_max=%d, wmem_max=%d", u.orig.rmem, u.orig.wmem)
 }
 
-// udpSocketBuffers returns the receive and send buffer sizes (ss's skmem
-// rb and tb: the kernel's accounting, twice what setsockopt was given) of
-// the UDP sockets of process pid; the largest if it has several.
-func udpSocketBuffers(ctx context.Context, pid int) (rb, tb int64, err error) {
-	out, err := exec.CommandContext(ctx, "ss", "-uamnpH").Output()
-	if err != nil {
-		return 0, 0, fmt.Errorf("ss -uamnpH: %w", err)
-	}
-	rb, tb, ok := parseSSBuffers(out, pid)
-	if !ok {
-		return 0, 0, fmt.Errorf("ss lists no UDP socket of process %d", pid)
-	}
-	return rb, tb, nil
+// udpSockets is what `ss -m` says about a process's UDP sockets.
+type udpSockets struct {
+	rb, tb int64 // the largest receive and send buffer (skmem rb, tb: the kernel's accounting, twice the size granted)
+	drops  int64 // datagrams dropped at their receive buffers, summed (skmem d)
 }
 
-// parseSSBuffers reads `ss -uamnpH` output: one socket per line, its skmem
-// on the line or the indented line after it.
-func parseSSBuffers(out []byte, pid int) (rb, tb int64, ok bool) {
+// udpSocketStats reads the UDP sockets of process pid.
+func udpSocketStats(ctx context.Context, pid int) (udpSockets, error) {
+	out, err := exec.CommandContext(ctx, "ss", "-uamnpH").Output()
+	if err != nil {
+		return udpSockets{}, fmt.Errorf("ss -uamnpH: %w", err)
+	}
+	st, ok := parseSS(out, pid)
+	if !ok {
+		return st, fmt.Errorf("ss lists no UDP socket of process %d", pid)
+	}
+	return st, nil
+}
+
+// udpDrops sums the receive-buffer drops of the UDP sockets of pids.
+func udpDrops(ctx context.Context, pids []int) (int64, error) {
+	var n int64
+	for _, pid := range pids {
+		st, err := udpSocketStats(ctx, pid)
+		if err != nil {
+			return 0, err
+		}
+		n += st.drops
+	}
+	return n, nil
+}
+
+// parseSS reads `ss -uamnpH` output: one socket per line, its skmem on the
+// line or the indented line after it.
+func parseSS(out []byte, pid int) (st udpSockets, ok bool) {
 	var sockets []string
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {
@@ -161,21 +178,28 @@ func parseSSBuffers(out []byte, pid int) (rb, tb int64, ok bool) {
 		if !found {
 			continue
 		}
+		ok = true
 		mem, _, _ = strings.Cut(mem, ")")
 		for _, kv := range strings.Split(mem, ",") {
-			switch {
-			case strings.HasPrefix(kv, "rb"):
-				if v, err := strconv.ParseInt(kv[2:], 10, 64); err == nil {
-					rb, ok = max(rb, v), true
-				}
-			case strings.HasPrefix(kv, "tb"):
-				if v, err := strconv.ParseInt(kv[2:], 10, 64); err == nil {
-					tb, ok = max(tb, v), true
-				}
+			i := strings.IndexAny(kv, "0123456789")
+			if i < 1 {
+				continue
+			}
+			v, err := strconv.ParseInt(kv[i:], 10, 64)
+			if err != nil {
+				continue
+			}
+			switch kv[:i] {
+			case "rb":
+				st.rb = max(st.rb, v)
+			case "tb":
+				st.tb = max(st.tb, v)
+			case "d":
+				st.drops += v
 			}
 		}
 	}
-	return rb, tb, ok
+	return st, ok
 }
 
 // capNetAdmin is CAP_NET_ADMIN's bit in /proc/PID/status's capability masks.

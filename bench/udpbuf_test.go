@@ -7,20 +7,20 @@ import (
 	"testing"
 )
 
-// TestParseSSBuffers reads the buffers of one process's UDP sockets out of
-// `ss -uamnpH` output, skmem on the continuation line.
-func TestParseSSBuffers(t *testing.T) {
+// TestParseSS reads the buffers and drops of one process's UDP sockets out
+// of `ss -uamnpH` output, skmem on the continuation line or the same one.
+func TestParseSS(t *testing.T) {
 	out := []byte("UNCONN 0      0      127.0.0.1:42467 0.0.0.0:* users:((\"p2pd\",pid=3850,fd=3))\n" +
-		"\t skmem:(r0,rb425984,t0,tb425984,f0,w0,o0,bl0,d0)\n" +
+		"\t skmem:(r0,rb425984,t0,tb425984,f0,w0,o0,bl0,d7)\n" +
 		"UNCONN 0      0      127.0.0.1:5353 0.0.0.0:* users:((\"other\",pid=38501,fd=7))\n" +
-		"\t skmem:(r0,rb14680064,t0,tb14680064,f0,w0,o0,bl0,d0)\n" +
-		"UNCONN 0      0      [::1]:40000 [::]:* users:((\"p2pd\",pid=3850,fd=9)) skmem:(r0,rb212992,t0,tb851968,f0,w0,o0,bl0,d0)\n")
-	rb, tb, ok := parseSSBuffers(out, 3850)
-	if !ok || rb != 425984 || tb != 851968 {
-		t.Fatalf("parseSSBuffers(pid 3850) = %d, %d, %v; want the largest of its sockets: 425984, 851968, true", rb, tb, ok)
+		"\t skmem:(r0,rb14680064,t0,tb14680064,f0,w0,o0,bl0,d100)\n" +
+		"UNCONN 0      0      [::1]:40000 [::]:* users:((\"p2pd\",pid=3850,fd=9)) skmem:(r0,rb212992,t0,tb851968,f0,w0,o0,bl0,d3)\n")
+	st, ok := parseSS(out, 3850)
+	if want := (udpSockets{rb: 425984, tb: 851968, drops: 10}); !ok || st != want {
+		t.Fatalf("parseSS(pid 3850) = %+v, %v; want the largest buffers and the sum of drops of its two sockets: %+v", st, ok, want)
 	}
-	if _, _, ok := parseSSBuffers(out, 385); ok {
-		t.Fatal("parseSSBuffers found sockets of pid 385, which has none (pid=3850 is another process)")
+	if _, ok := parseSS(out, 385); ok {
+		t.Fatal("parseSS found sockets of pid 385, which has none (pid=3850 is another process)")
 	}
 }
 
