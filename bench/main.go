@@ -9,7 +9,7 @@
 // Usage, from the repository root:
 //
 //	go run ./bench            # full run; publishes BENCHMARKS.md and bench/results/
-//	go run ./bench -quick     # under a minute; writes bench/out/ only
+//	go run ./bench -quick     # one to two minutes; writes bench/out/ only
 //
 // It writes results.json (raw samples), report.md (the tables) and
 // chart.svg (ratios) to -out, and with -publish also to bench/results/ and
@@ -87,7 +87,7 @@ func parseFlags() (settings, error) {
 	var s settings
 	var idle, only string
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.BoolVar(&s.quick, "quick", false, "a run under 60 s: smaller sizes and counts (figures are rougher)")
+	fs.BoolVar(&s.quick, "quick", false, "a run of one to two minutes: smaller sizes and counts (figures are rougher)")
 	fs.IntVar(&s.reps, "reps", 0, "repetitions of each comparison (default 5, quick 3)")
 	size := fs.String("size", "", "bytes per single-connection transfer, e.g. 1GiB, 64MiB (default 1GiB, quick 64MiB)")
 	fs.IntVar(&s.par, "parallel", 8, "connections of the parallel transfer")

@@ -24,8 +24,12 @@ func (r *runner) idleConns(ctx context.Context) error {
 			if r.s.kubo != "" {
 				runs = append(runs, idleRun{path: pathKubo, start: r.kuboStarter(), kind: "/tcp/", par: 64, answerWithin: 30 * time.Second})
 			}
-			runs = append(runs, idleRun{path: pathP2PDQUIC, start: r.p2pdStarter(variant{bin: r.bin}, quicListen), kind: "/quic-v1",
-				par: quicStreamCap, answerWithin: quicAnswerWithin, probe: !r.s.quick})
+			quic := idleRun{path: pathP2PDQUIC, start: r.p2pdStarter(variant{bin: r.bin}, quicListen), kind: "/quic-v1",
+				par: quicStreamCap, answerWithin: quicAnswerWithin, probe: true}
+			if r.s.quick {
+				quic.answerWithin, quic.probe = quicAnswerWithinQuick, false
+			}
+			runs = append(runs, quic)
 		}
 		for _, run := range runs {
 			res, err := r.idleOnce(ctx, n, echo, run)
@@ -56,6 +60,10 @@ const quicStreamCap = 256
 // stream cap, connections wait without an answer.
 const quicAnswerWithin = 5 * time.Second
 
+// quicAnswerWithinQuick is quicAnswerWithin for -quick, which also leaves
+// out the probes (they wait for the forward's dial timeout).
+const quicAnswerWithinQuick = 2 * time.Second
+
 // idleRun is one forward the idle-connections figure is measured through.
 type idleRun struct {
 	path  string
@@ -73,7 +81,7 @@ type idleRun struct {
 // daemons and measures their RSS (and, for p2pd, heap, stacks and
 // goroutines) before and after.
 func (r *runner) idleOnce(ctx context.Context, n int, echo string, run idleRun) (Idle, error) {
-	res := Idle{N: n, Path: run.path}
+	res := Idle{N: n, Path: run.path, AnswerWithinSeconds: run.answerWithin.Seconds()}
 	if run.path == pathP2PD {
 		res.Path = ""
 	}

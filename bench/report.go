@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Markers delimiting the generated part of BENCHMARKS.md; text outside them
@@ -265,7 +266,8 @@ func renderReport(res *Results, chart, raw string) string {
 			if in.Path == pathP2PDQUIC {
 				fmt.Fprintf(&b, "\nOver QUIC every stream of a forward shares one QUIC connection, which admits %d streams at once "+
 					"(go-libp2p's quicreuse sets quic-go's MaxIncomingStreams); a connection counts as opened when its first byte "+
-					"comes back within %s. p2pd's forward waits for a stream up to its dial timeout (%s).\n", quicStreamCap, quicAnswerWithin, listenersDialTimeout)
+					"comes back within %s. p2pd's forward waits for a stream up to its dial timeout (%s).\n", quicStreamCap,
+					time.Duration(in.AnswerWithinSeconds*float64(time.Second)), listenersDialTimeout)
 				break
 			}
 		}

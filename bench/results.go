@@ -120,6 +120,9 @@ type Idle struct {
 	GoroutinesPerConn [2]float64 `json:"goroutines_per_conn"`
 	RSSBeforeMiB      [2]float64 `json:"rss_mib_before"`
 	RSSAfterMiB       [2]float64 `json:"rss_mib_after"`
+	// AnswerWithinSeconds is how long a new connection's first echo was
+	// waited for.
+	AnswerWithinSeconds float64 `json:"answer_within_seconds,omitempty"`
 	// Probes are what one more connection got with the others open, where
 	// some failed to open (over QUIC: past the stream cap).
 	Probes []Probe `json:"probes,omitempty"`
