@@ -87,7 +87,11 @@ func (r *runner) idleOnce(ctx context.Context, n int, echo string, run idleRun) 
 	}
 	ps := &pathSet{}
 	defer ps.stop()
-	pr, err := startPair(ctx, ps, fmt.Sprintf("%s-idle%d", run.path, n), run.start)
+	prefix := fmt.Sprintf("idle%d", n) // daemons, logs and profiles: idle1000-a, kubo-idle1000-a, ...
+	if run.path != pathP2PD {
+		prefix = run.path + "-" + prefix
+	}
+	pr, err := startPair(ctx, ps, prefix, run.start)
 	if err != nil {
 		return res, err
 	}
