@@ -159,10 +159,14 @@ func (r *runner) idleOnce(ctx context.Context, n int, echo string, run idleRun) 
 	}
 	res.KiBPerConnA = float64(after[0]-before[0]) / 1024 / float64(n)
 	res.KiBPerConnB = float64(after[1]-before[1]) / 1024 / float64(n)
-	logf("%s idle %d: opened %d in %.1f s, %d working, %d streams; RSS per connection %.1f KiB (forwarding), %.1f KiB (listening); heap %.1f/%.1f KiB, stacks %.1f/%.1f KiB, goroutines %.1f/%.1f",
-		run.path, n, res.Opened, res.OpenSeconds, res.Working, res.Streams, res.KiBPerConnA, res.KiBPerConnB,
-		res.HeapKiBPerConn[0], res.HeapKiBPerConn[1], res.StackKiBPerConn[0], res.StackKiBPerConn[1],
-		res.GoroutinesPerConn[0], res.GoroutinesPerConn[1])
+	runtime := ""
+	if withMetrics {
+		runtime = fmt.Sprintf("; heap %.1f/%.1f KiB, stacks %.1f/%.1f KiB, goroutines %.1f/%.1f",
+			res.HeapKiBPerConn[0], res.HeapKiBPerConn[1], res.StackKiBPerConn[0], res.StackKiBPerConn[1],
+			res.GoroutinesPerConn[0], res.GoroutinesPerConn[1])
+	}
+	logf("%s idle %d: opened %d in %.1f s, %d working, %d streams; RSS per connection %.1f KiB (forwarding), %.1f KiB (listening)%s",
+		run.path, n, res.Opened, res.OpenSeconds, res.Working, res.Streams, res.KiBPerConnA, res.KiBPerConnB, runtime)
 	if run.probe && failed > 0 && len(conns) > 0 {
 		res.Probes = probeWaiting(ctx, fwd, &conns)
 	}
