@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"os"
@@ -13,7 +14,16 @@ import (
 	"go.uber.org/goleak"
 )
 
+// nocapEnv makes the test binary run execWithoutNetAdmin on the command
+// in it instead of the tests (TestExecWithoutNetAdmin).
+const nocapEnv = "P2PD_BENCH_TEST_NOCAP"
+
 func TestMain(m *testing.M) {
+	if v := os.Getenv(nocapEnv); v != "" {
+		f := strings.Fields(v)
+		fmt.Fprintln(os.Stderr, execWithoutNetAdmin(f[0], f[1:]))
+		os.Exit(2)
+	}
 	goleak.VerifyTestMain(m)
 }
 

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -211,16 +212,26 @@ func hasNetAdmin(pid int) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	for _, l := range strings.Split(string(b), "\n") {
+	ok, err := netAdminIn(b)
+	if err != nil {
+		return false, fmt.Errorf("/proc/%d/status: %w", pid, err)
+	}
+	return ok, nil
+}
+
+// netAdminIn says whether a /proc/PID/status text has CAP_NET_ADMIN in its
+// effective set (CapEff).
+func netAdminIn(status []byte) (bool, error) {
+	for _, l := range strings.Split(string(status), "\n") {
 		if v, ok := strings.CutPrefix(l, "CapEff:"); ok {
 			m, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
 			if err != nil {
-				return false, fmt.Errorf("/proc/%d/status: CapEff %q: %w", pid, v, err)
+				return false, fmt.Errorf("CapEff %q: %w", strings.TrimSpace(v), err)
 			}
 			return m&(1<<capNetAdmin) != 0, nil
 		}
 	}
-	return false, fmt.Errorf("/proc/%d/status has no CapEff line", pid)
+	return false, errors.New("no CapEff line")
 }
 
 // quicBufferWarning returns quic-go's warning about the buffer sizes from

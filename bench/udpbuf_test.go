@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -91,4 +92,49 @@ func TestReportIdleOverQUIC(t *testing.T) {
 		"which admits 256 streams at once (go-libp2p's quicreuse sets quic-go's MaxIncomingStreams); a connection counts as opened when its first byte comes back within 5s.",
 		"| 1000 concurrent connections through one forward, all working | 1000 of 1000 | yes |",
 	)
+}
+
+// TestExecWithoutNetAdmin runs a program the way the harness starts the
+// QUIC paths' daemons and checks that it lacks CAP_NET_ADMIN, which the
+// test process (root) has.
+func TestExecWithoutNetAdmin(t *testing.T) {
+	self, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	if has, err := netAdminIn(self); err != nil || !has {
+		t.Skipf("this process has no CAP_NET_ADMIN to drop (not root?): %v", err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), nocapEnv+"=cat /proc/self/status")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("running cat without CAP_NET_ADMIN: %v", err)
+	}
+	has, err := netAdminIn(out)
+	if err != nil {
+		t.Fatalf("reading the child's status: %v\n%s", err, out)
+	}
+	if has {
+		t.Fatalf("the child has CAP_NET_ADMIN in its effective set:\n%s", out)
+	}
+}
+
+func TestNetAdminIn(t *testing.T) {
+	for _, tt := range []struct {
+		status string
+		want   bool
+		err    bool
+	}{
+		{"Name:\tp2pd\nCapEff:\t000001fffeffffff\n", true, false},
+		{"CapEff:\t000001fffeffefff\n", false, false},
+		{"CapEff:\t0000000000000000\n", false, false},
+		{"Name:\tp2pd\n", false, true},
+		{"CapEff:\tzz\n", false, true},
+	} {
+		got, err := netAdminIn([]byte(tt.status))
+		if got != tt.want || (err != nil) != tt.err {
+			t.Errorf("netAdminIn(%q) = %v, %v; want %v, error %v", tt.status, got, err, tt.want, tt.err)
+		}
+	}
 }
