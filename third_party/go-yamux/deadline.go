@@ -63,6 +63,13 @@ func (d *pipeDeadline) set(t time.Time) {
 	}
 }
 
+// armed reports whether a deadline is set, passed or not.
+func (d *pipeDeadline) armed() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.timer != nil || isClosedChan(d.cancel)
+}
+
 // wait returns a channel that is closed when the deadline is exceeded.
 func (d *pipeDeadline) wait() chan struct{} {
 	d.mu.Lock()

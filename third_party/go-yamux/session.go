@@ -92,6 +92,19 @@ type Session struct {
 	// sendCh is used to send messages
 	sendCh chan []byte
 
+	// writeLock is held (a token in the channel) by whoever writes to
+	// conn: the send loop, a caller writing its frame itself (see
+	// sendMsg) or close writing a GoAway. A channel so that waiting for it
+	// can give up on a deadline or shutdown.
+	writeLock chan struct{}
+	// queued counts frames handed to the send loop (and pings and pongs it
+	// took up) and not yet written. A caller writes its frame itself only
+	// while it is zero, so that frames leave in the order they were sent
+	// and pings and pongs do not wait behind callers' frames.
+	queued atomic.Int64
+	// writeDeadline is the deadline last set on conn; guarded by writeLock.
+	writeDeadline time.Time
+
 	// pingCh and pingCh are used to send pings and pongs
 	pongCh, pingCh chan uint32
 
@@ -142,6 +155,7 @@ func newSession(config *Config, conn net.Conn, client bool, readBuf int, newMemo
 		synCh:            make(chan struct{}, config.AcceptBacklog),
 		acceptCh:         make(chan *Stream, config.AcceptBacklog),
 		sendCh:           make(chan []byte, 64),
+		writeLock:        make(chan struct{}, 1),
 		pongCh:           make(chan uint32, config.PingBacklog),
 		pingCh:           make(chan uint32),
 		recvDoneCh:       make(chan struct{}),
@@ -314,11 +328,20 @@ func (s *Session) close(shutdownErr error, sendGoAway bool, errCode uint32) erro
 		// We need to write the current frame completely before sending a goaway.
 		// This will wait for at most s.config.ConnectionWriteTimeout
 		<-s.sendDoneCh
-		ga := s.goAway(errCode)
-		if err := s.conn.SetWriteDeadline(time.Now().Add(goAwayWaitTime)); err == nil {
-			_, _ = s.conn.Write(ga[:]) // there's nothing we can do on error here
+		// A caller may be writing its own frame: wait for it, as for the
+		// send loop, so that the GoAway does not land inside that frame.
+		t := time.NewTimer(goAwayWaitTime)
+		select {
+		case s.writeLock <- struct{}{}:
+			ga := s.goAway(errCode)
+			if err := s.conn.SetWriteDeadline(time.Now().Add(goAwayWaitTime)); err == nil {
+				_, _ = s.conn.Write(ga[:]) // there's nothing we can do on error here
+			}
+			s.conn.SetWriteDeadline(time.Time{})
+			<-s.writeLock
+		case <-t.C:
 		}
-		s.conn.SetWriteDeadline(time.Time{})
+		t.Stop()
 	}
 
 	s.conn.Close()
@@ -505,6 +528,20 @@ func (s *Session) extendKeepalive() {
 // For details see: https://github.com/libp2p/go-yamux/issues/129
 // and the test `TestSessionCloseDeadlock`
 func (s *Session) sendMsg(hdr header, body []byte, deadline <-chan struct{}, waitForShutDown bool) error {
+	return s.sendFrame(hdr, body, deadline, waitForShutDown, false)
+}
+
+// sendFrame is sendMsg, but if mayWriteDirect is true (the caller is a
+// stream writer without a write deadline), it writes the frame from the
+// caller's goroutine when the connection is free and nothing is queued
+// before it: no hand-off to the send loop and, if the connection can take
+// header and body apart (BuffersWriter), no copy of the body. Such a write
+// blocks until the connection took it, for up to ConnectionWriteTimeout,
+// which is why a writer with a deadline of its own queues instead: only a
+// queued frame can be given up when the deadline passes. The receive loop
+// never writes itself either: it must keep reading, or two peers writing to
+// each other could both block on full connections.
+func (s *Session) sendFrame(hdr header, body []byte, deadline <-chan struct{}, waitForShutDown, mayWriteDirect bool) error {
 	select {
 	case <-s.shutdownCh:
 		return s.shutdownErr
@@ -517,16 +554,31 @@ func (s *Session) sendMsg(hdr header, body []byte, deadline <-chan struct{}, wai
 	default:
 	}
 
+	if mayWriteDirect && s.queued.Load() == 0 {
+		select {
+		case s.writeLock <- struct{}{}:
+			if s.queued.Load() == 0 {
+				return s.writeDirect(hdr, body)
+			}
+			<-s.writeLock
+		case <-s.shutdownCh:
+			return s.shutdownErr
+		}
+	}
+
 	// duplicate as we're sending this async.
 	buf := pool.Get(headerSize + len(body))
 	copy(buf[:headerSize], hdr[:])
 	copy(buf[headerSize:], body)
 
+	s.queued.Add(1)
 	select {
 	case <-s.shutdownCh:
+		s.queued.Add(-1)
 		pool.Put(buf)
 		return s.shutdownErr
 	case <-s.sendDoneCh:
+		s.queued.Add(-1)
 		pool.Put(buf)
 		if waitForShutDown {
 			<-s.shutdownCh
@@ -536,33 +588,93 @@ func (s *Session) sendMsg(hdr header, body []byte, deadline <-chan struct{}, wai
 	case s.sendCh <- buf:
 		return nil
 	case <-deadline:
+		s.queued.Add(-1)
 		pool.Put(buf)
 		return ErrTimeout
 	}
 }
 
+// BuffersWriter is implemented by connections that can write several
+// buffers as one unit, as writev does. A session whose connection
+// implements it writes a data frame's header and body in one call without
+// first copying them into one buffer.
+type BuffersWriter interface {
+	WriteBuffers(bufs [][]byte) (int, error)
+}
+
+// writeDirect writes one frame to the connection from the caller's
+// goroutine. The caller holds writeLock; writeDirect releases it. A failed
+// write may have left part of a frame on the connection, so it ends the
+// session, as a failed write of the send loop does.
+func (s *Session) writeDirect(hdr header, body []byte) error {
+	select {
+	case <-s.shutdownCh:
+		<-s.writeLock
+		return s.shutdownErr
+	default:
+	}
+	err := s.extendWriteDeadline()
+	if err == nil {
+		if bw, ok := s.conn.(BuffersWriter); ok && len(body) > 0 {
+			_, err = bw.WriteBuffers([][]byte{hdr[:], body})
+		} else {
+			buf := pool.Get(headerSize + len(body))
+			copy(buf[:headerSize], hdr[:])
+			copy(buf[headerSize:], body)
+			_, err = s.conn.Write(buf)
+			pool.Put(buf)
+		}
+	}
+	<-s.writeLock
+	if err == nil {
+		return nil
+	}
+	if os.IsTimeout(err) {
+		err = ErrConnectionWriteTimeout
+	}
+	s.writeFailed(err)
+	return err
+}
+
+// extendWriteDeadline moves the connection's write deadline when over half
+// of it has passed, so that this costly call is made at most once every
+// ConnectionWriteTimeout/2. The caller holds writeLock.
+func (s *Session) extendWriteDeadline() error {
+	now := time.Now()
+	if now.Add(s.config.ConnectionWriteTimeout / 2).After(s.writeDeadline) {
+		s.writeDeadline = now.Add(s.config.ConnectionWriteTimeout)
+		return s.conn.SetWriteDeadline(s.writeDeadline)
+	}
+	return nil
+}
+
+// writeFailed ends the session after a write to the connection failed.
+func (s *Session) writeFailed(err error) {
+	// If we are shutting down because remote closed the connection, prefer the recvLoop error
+	// over the sendLoop error. The receive loop might have error code received in a GoAway frame,
+	// which was received just before the TCP RST that closed the sendLoop.
+	//
+	// If we are closing because of an write error, we use the error from the sendLoop and not the recvLoop.
+	// We hold the shutdownLock, close the connection, and wait for the receive loop to finish and
+	// use the sendLoop error. Holding the shutdownLock ensures that the recvLoop doesn't trigger connection close
+	// but the sendLoop does.
+	s.shutdownLock.Lock()
+	if s.shutdownErr == nil {
+		s.conn.Close()
+		<-s.recvDoneCh
+		if _, ok := s.recvErr.(*GoAwayError); ok {
+			err = s.recvErr
+		}
+		s.shutdownErr = err
+	}
+	s.shutdownLock.Unlock()
+	s.close(err, false, 0)
+}
+
 // send is a long running goroutine that sends data
 func (s *Session) send() {
 	if err := s.sendLoop(); err != nil {
-		// If we are shutting down because remote closed the connection, prefer the recvLoop error
-		// over the sendLoop error. The receive loop might have error code received in a GoAway frame,
-		// which was received just before the TCP RST that closed the sendLoop.
-		//
-		// If we are closing because of an write error, we use the error from the sendLoop and not the recvLoop.
-		// We hold the shutdownLock, close the connection, and wait for the receive loop to finish and
-		// use the sendLoop error. Holding the shutdownLock ensures that the recvLoop doesn't trigger connection close
-		// but the sendLoop does.
-		s.shutdownLock.Lock()
-		if s.shutdownErr == nil {
-			s.conn.Close()
-			<-s.recvDoneCh
-			if _, ok := s.recvErr.(*GoAwayError); ok {
-				err = s.recvErr
-			}
-			s.shutdownErr = err
-		}
-		s.shutdownLock.Unlock()
-		s.close(err, false, 0)
+		s.writeFailed(err)
 	}
 }
 
@@ -575,20 +687,6 @@ func (s *Session) sendLoop() (err error) {
 	}()
 
 	defer close(s.sendDoneCh)
-
-	// Extend the write deadline if we've passed the halfway point. This can
-	// be expensive so this ensures we only have to do this once every
-	// ConnectionWriteTimeout/2 (usually 5s).
-	var lastWriteDeadline time.Time
-	extendWriteDeadline := func() error {
-		now := time.Now()
-		// If over half of the deadline has elapsed, extend it.
-		if now.Add(s.config.ConnectionWriteTimeout / 2).After(lastWriteDeadline) {
-			lastWriteDeadline = now.Add(s.config.ConnectionWriteTimeout)
-			return s.conn.SetWriteDeadline(lastWriteDeadline)
-		}
-		return nil
-	}
 
 	writer := s.conn
 
@@ -620,6 +718,7 @@ func (s *Session) sendLoop() (err error) {
 		}
 
 		var buf []byte
+		queued := false // buf came from sendCh, and is already counted in s.queued
 		// Make sure to send any pings & pongs first so they don't get stuck behind writes.
 		select {
 		case pingID := <-s.pingCh:
@@ -634,6 +733,7 @@ func (s *Session) sendLoop() (err error) {
 			// Then send normal data.
 			select {
 			case buf = <-s.sendCh:
+				queued = true
 			case pingID := <-s.pingCh:
 				buf = pool.Get(headerSize)
 				hdr := encode(typePing, flagSYN, 0, pingID)
@@ -670,12 +770,25 @@ func (s *Session) sendLoop() (err error) {
 			}
 		}
 
-		if err := extendWriteDeadline(); err != nil {
-			pool.Put(buf)
-			return err
+		if !queued {
+			// A ping or pong: count it too, so that callers writing
+			// their own frames (see sendFrame) let it go first.
+			s.queued.Add(1)
 		}
-
-		_, err := writer.Write(buf)
+		// Wait for a caller writing its own frame.
+		select {
+		case s.writeLock <- struct{}{}:
+		case <-s.shutdownCh:
+			s.queued.Add(-1)
+			pool.Put(buf)
+			return nil
+		}
+		err := s.extendWriteDeadline()
+		if err == nil {
+			_, err = writer.Write(buf)
+		}
+		s.queued.Add(-1)
+		<-s.writeLock
 		pool.Put(buf)
 
 		if err != nil {

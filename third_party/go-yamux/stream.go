@@ -182,7 +182,7 @@ START:
 
 	// Send the header
 	hdr = encode(typeData, flags, s.id, max)
-	if err = s.session.sendMsg(hdr, b[:max], s.writeDeadline.wait(), true); err != nil {
+	if err = s.session.sendFrame(hdr, b[:max], s.writeDeadline.wait(), true, !s.writeDeadline.armed()); err != nil {
 		return 0, err
 	}
 
