@@ -157,6 +157,14 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		hopts = append(hopts, p2phost.TrustedNetworks(d.cfg.trusted...))
 	}
 	hopts = append(hopts, d.natHostOptions()...)
+	fast, err := fastPath()
+	if err != nil {
+		return err
+	}
+	if !fast {
+		log.Warnw("fast path off: plain bridge and go-libp2p's TLS", "env", FastPathEnv)
+	}
+	hopts = append(hopts, fastPathHostOptions(fast)...)
 	if d.host, err = p2phost.New(hopts...); err != nil {
 		return fmt.Errorf("starting libp2p host: %w", err)
 	}
@@ -194,7 +202,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		return err
 	}
 
-	if d.streams, err = newStreamRegistry(d.host.ConnManager(), d.metrics,
+	if d.streams, err = newStreamRegistry(fast, d.host.ConnManager(), d.metrics,
 		streams.WithOnOpen(d.streamOpened),
 		streams.WithOnClose(d.streamClosed),
 	); err != nil {

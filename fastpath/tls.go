@@ -1,4 +1,4 @@
-package host
+package fastpath
 
 import (
 	"context"
@@ -12,38 +12,44 @@ import (
 	"github.com/libp2p/go-libp2p/core/sec"
 	tptu "github.com/libp2p/go-libp2p/p2p/net/upgrader"
 	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
+	yamux "github.com/libp2p/go-yamux/v5"
 )
 
 // maxCorked bounds what a corked connection holds before it writes
 // anyway: a write larger than this leaves in several system calls.
 const maxCorked = 512 << 10
 
-// coalescingTLS is go-libp2p's TLS 1.3 security transport with one change:
+// CorkedTLS is go-libp2p's TLS 1.3 security transport with one change:
 // the TLS records that one Write of the secured connection produces leave
 // in one system call instead of one each. crypto/tls seals at most 16 KiB
 // per record and writes every record separately, so a 64 KiB yamux frame
 // cost four writes; on loopback and in VMs each write is costly enough for
 // this to matter (see BENCHMARKS.md). The bytes on the wire are the same,
 // so it interoperates with any TLS peer; only the TCP segmentation changes.
-type coalescingTLS struct {
+// The plain reference is go-libp2p's own transport (libp2ptls.New), which
+// package host uses unless given this one (host.TLSTransport).
+type CorkedTLS struct {
 	inner *libp2ptls.Transport
 }
 
-var _ sec.SecureTransport = (*coalescingTLS)(nil)
+var (
+	_ sec.SecureTransport = (*CorkedTLS)(nil)
+	_ yamux.BuffersWriter = (*coalescedConn)(nil)
+)
 
-// newCoalescingTLS has the signature libp2p.Security expects of a
-// constructor (its arguments are injected by go-libp2p).
-func newCoalescingTLS(id protocol.ID, key crypto.PrivKey, muxers []tptu.StreamMuxer) (*coalescingTLS, error) {
+// NewCorkedTLS has the signature libp2p.Security expects of a constructor
+// (its arguments are injected by go-libp2p).
+func NewCorkedTLS(id protocol.ID, key crypto.PrivKey, muxers []tptu.StreamMuxer) (*CorkedTLS, error) {
 	t, err := libp2ptls.New(id, key, muxers)
 	if err != nil {
 		return nil, err
 	}
-	return &coalescingTLS{inner: t}, nil
+	return &CorkedTLS{inner: t}, nil
 }
 
-func (t *coalescingTLS) ID() protocol.ID { return t.inner.ID() }
+func (t *CorkedTLS) ID() protocol.ID { return t.inner.ID() }
 
-func (t *coalescingTLS) SecureInbound(ctx context.Context, insecure net.Conn, p peer.ID) (sec.SecureConn, error) {
+func (t *CorkedTLS) SecureInbound(ctx context.Context, insecure net.Conn, p peer.ID) (sec.SecureConn, error) {
 	cc := &corkConn{Conn: insecure}
 	sc, err := t.inner.SecureInbound(ctx, cc, p)
 	if err != nil {
@@ -52,7 +58,7 @@ func (t *coalescingTLS) SecureInbound(ctx context.Context, insecure net.Conn, p 
 	return &coalescedConn{SecureConn: sc, cork: cc}, nil
 }
 
-func (t *coalescingTLS) SecureOutbound(ctx context.Context, insecure net.Conn, p peer.ID) (sec.SecureConn, error) {
+func (t *CorkedTLS) SecureOutbound(ctx context.Context, insecure net.Conn, p peer.ID) (sec.SecureConn, error) {
 	cc := &corkConn{Conn: insecure}
 	sc, err := t.inner.SecureOutbound(ctx, cc, p)
 	if err != nil {
@@ -79,6 +85,36 @@ func (c *coalescedConn) Write(p []byte) (int, error) {
 	if ferr := c.cork.release(); err == nil && ferr != nil {
 		// The records were not sent: report nothing written, as the TLS
 		// connection would have if its own write had failed.
+		return 0, ferr
+	}
+	return n, err
+}
+
+// WriteBuffers writes bufs as if they were one buffer: their records leave
+// in one system call, and none is copied into a joint buffer first (each is
+// still its own TLS record). go-yamux (the fork in third_party) writes a
+// frame's header and body with it.
+func (c *coalescedConn) WriteBuffers(bufs [][]byte) (int, error) {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	size := 0
+	for _, b := range bufs {
+		size += len(b) + (len(b)/(16<<10)+1)*22
+	}
+	c.cork.hold(size)
+	var (
+		n   int
+		err error
+	)
+	for _, b := range bufs {
+		var m int
+		m, err = c.SecureConn.Write(b)
+		n += m
+		if err != nil {
+			break
+		}
+	}
+	if ferr := c.cork.release(); err == nil && ferr != nil {
 		return 0, ferr
 	}
 	return n, err

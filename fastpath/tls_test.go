@@ -1,4 +1,4 @@
-package host
+package fastpath
 
 import (
 	"bytes"
@@ -99,7 +99,7 @@ func tlsPair(t *testing.T, newTransport func(crypto.PrivKey) (sec.SecureTranspor
 var testMuxers = []tptu.StreamMuxer{{ID: yamux.ID, Muxer: yamux.DefaultTransport}}
 
 func coalescing(k crypto.PrivKey) (sec.SecureTransport, error) {
-	return newCoalescingTLS(libp2ptls.ID, k, testMuxers)
+	return NewCorkedTLS(libp2ptls.ID, k, testMuxers)
 }
 
 func plainTLS(k crypto.PrivKey) (sec.SecureTransport, error) {

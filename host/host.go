@@ -168,7 +168,7 @@ func New(opts ...Option) (lphost.Host, error) {
 	var relays relaySource
 	lopts := []libp2p.Option{
 		libp2p.NoListenAddrs, // New listens below, address by address
-		libp2p.Security(libp2ptls.ID, newCoalescingTLS),
+		libp2p.Security(libp2ptls.ID, c.tlsTransport),
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Muxer(yamux.ID, muxer()),
 		libp2p.ResourceManager(rm),

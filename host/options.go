@@ -3,6 +3,7 @@ package host
 import (
 	"errors"
 	"fmt"
+	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	"net/netip"
 	"time"
 
@@ -78,6 +79,7 @@ type config struct {
 	relay        bool
 	reachability network.Reachability
 	maxStreams   int
+	tlsTransport any             // constructor of the TLS security transport, as libp2p.Security takes
 	seen         map[string]bool // names of the single-valued options given so far
 }
 
@@ -93,6 +95,7 @@ func defaultConfig() config {
 		holePunching: true,
 		reachability: network.ReachabilityUnknown,
 		maxStreams:   DefaultMaxStreamsPerPeer,
+		tlsTransport: libp2ptls.New,
 	}
 }
 
@@ -425,6 +428,24 @@ func MaxStreamsPerPeer(n int) Option {
 			return fmt.Errorf("max streams per peer: %d is outside %d-%d", n, minStreamsPerPeer, maxStreamsPerPeer)
 		}
 		c.maxStreams = n
+		return nil
+	}
+}
+
+// TLSTransport replaces go-libp2p's TLS 1.3 security transport (the
+// default, and the reference behaviour) with another implementation of the
+// same protocol, such as fastpath.NewCorkedTLS. constructor has the form
+// libp2p.Security takes: a function of the ID, private key and muxers
+// (injected by go-libp2p) that returns a sec.SecureTransport and an error.
+func TLSTransport(constructor any) Option {
+	return func(c *config) error {
+		if err := c.once("TLS transport"); err != nil {
+			return err
+		}
+		if constructor == nil {
+			return errors.New("TLS transport: no constructor given")
+		}
+		c.tlsTransport = constructor
 		return nil
 	}
 }
