@@ -67,7 +67,9 @@ func (r *runner) tunnels(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.udp = newUDPSysctl()
+	if r.udp, err = newUDPSysctl(ctx); err != nil {
+		return err
+	}
 	defer r.udp.restore()
 	if r.s.quicUDPMax == 0 {
 		r.s.quicUDPMax = r.udp.orig.rmem

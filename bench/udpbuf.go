@@ -8,8 +8,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The UDP socket buffers of the QUIC paths. quic-go asks for quicWantBuffer
@@ -64,36 +68,100 @@ func writeUDPLimits(l udpLimits) error {
 	return os.WriteFile(wmemMaxFile, []byte(strconv.FormatInt(l.wmem, 10)), 0o644)
 }
 
+// udpStateFile serialises the harness runs that change the limits (an
+// exclusive lock, held from reading the machine's values until they are
+// restored) and holds those values while they are changed, so that a run
+// killed before it could restore them is undone by the next one.
+var udpStateFile = filepath.Join(os.TempDir(), "p2pd-bench-udp-limits")
+
 // udpSysctl changes the machine's UDP buffer limits for the daemons of the
 // QUIC paths and puts the original values back in restore.
 type udpSysctl struct {
 	orig    udpLimits
-	known   bool // orig was read
-	canSet  bool // the limits can be written (root, writable /proc/sys)
-	changed bool // the limits differ from orig
-	why     string
+	canSet  bool     // the limits can be written (root, writable /proc/sys, the lock held)
+	changed bool     // the limits may differ from orig
+	state   *os.File // udpStateFile, locked, while canSet
+	why     string   // why the limits cannot be changed
 }
 
-// newUDPSysctl reads the limits and finds out whether they can be changed
-// (by writing them back unchanged).
-func newUDPSysctl() *udpSysctl {
+// newUDPSysctl reads the limits and finds out whether they can be changed.
+// As root it first takes udpStateFile's lock, waiting for another run of
+// the harness to restore the limits it changed, and restores those a
+// killed run left behind.
+func newUDPSysctl(ctx context.Context) (*udpSysctl, error) {
 	u := &udpSysctl{}
 	var err error
 	if u.orig, err = readUDPLimits(); err != nil {
 		u.why = fmt.Sprintf("cannot read net.core.rmem_max/wmem_max: %v", err)
-		return u
+		return u, nil
 	}
-	u.known = true
 	if os.Geteuid() != 0 {
 		u.why = "not root"
-		return u
+		return u, nil
 	}
+	f, err := lockUDPState(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return u, ctx.Err()
+		}
+		u.why = err.Error()
+		return u, nil
+	}
+	if left, ok := readUDPState(f); ok {
+		logf("a harness run that was stopped before restoring them left net.core.rmem_max/wmem_max changed: "+
+			"restoring %d / %d", left.rmem, left.wmem)
+		u.orig = left
+	}
+	// Writing the limits back finds out whether they can be written.
 	if err := writeUDPLimits(u.orig); err != nil {
+		f.Close()
 		u.why = fmt.Sprintf("cannot write net.core.rmem_max/wmem_max: %v", err)
-		return u
+		return u, nil
 	}
-	u.canSet = true
-	return u
+	if err := f.Truncate(0); err != nil {
+		f.Close()
+		u.why = fmt.Sprintf("%s: %v", udpStateFile, err)
+		return u, nil
+	}
+	u.state, u.canSet = f, true
+	return u, nil
+}
+
+// lockUDPState opens udpStateFile and takes its lock, waiting (until ctx
+// ends) while another run holds it.
+func lockUDPState(ctx context.Context) (*os.File, error) {
+	f, err := os.OpenFile(udpStateFile, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("the limits' state file: %w", err)
+	}
+	for waited := false; ; waited = true {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return f, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("locking %s: %w", udpStateFile, err)
+		}
+		if !waited {
+			logf("waiting for another run of the harness to restore net.core.rmem_max/wmem_max (it holds %s)", udpStateFile)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// readUDPState reads the limits a run saved in the state file before
+// changing them; ok is false if the file holds none.
+func readUDPState(f *os.File) (l udpLimits, ok bool) {
+	b := make([]byte, 64)
+	n, _ := f.ReadAt(b, 0)
+	_, err := fmt.Sscan(string(b[:n]), &l.rmem, &l.wmem)
+	return l, err == nil && l.rmem > 0 && l.wmem > 0
 }
 
 // canRaise says whether the daemons can get quic-go's buffers: by raising
@@ -104,6 +172,11 @@ func (u *udpSysctl) canRaise() bool { return u.canSet || os.Geteuid() == 0 }
 // force.
 func (u *udpSysctl) set(n int64) (udpLimits, error) {
 	if u.canSet {
+		if !u.changed {
+			if _, err := u.state.WriteAt([]byte(fmt.Sprintf("%d %d\n", u.orig.rmem, u.orig.wmem)), 0); err != nil {
+				return udpLimits{}, fmt.Errorf("%s: %w", udpStateFile, err)
+			}
+		}
 		u.changed = true
 		if err := writeUDPLimits(udpLimits{n, n}); err != nil {
 			return udpLimits{}, err
@@ -112,15 +185,25 @@ func (u *udpSysctl) set(n int64) (udpLimits, error) {
 	return readUDPLimits()
 }
 
-// restore puts the machine's limits back if they were changed.
+// restore puts the machine's limits back if they were changed and lets
+// other runs change them.
 func (u *udpSysctl) restore() {
+	if u.state == nil {
+		return
+	}
+	defer func() {
+		u.state.Close() // releases the lock
+		u.state = nil
+	}()
 	if !u.changed {
 		return
 	}
 	if err := writeUDPLimits(u.orig); err != nil {
+		// The state file keeps the values for the next run.
 		logf("warning: could not restore net.core.rmem_max=%d and wmem_max=%d: %v", u.orig.rmem, u.orig.wmem, err)
 		return
 	}
+	_ = u.state.Truncate(0)
 	u.changed = false
 	logf("restored net.core.rmem_max=%d, wmem_max=%d", u.orig.rmem, u.orig.wmem)
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -136,5 +138,42 @@ func TestNetAdminIn(t *testing.T) {
 		if got != tt.want || (err != nil) != tt.err {
 			t.Errorf("netAdminIn(%q) = %v, %v; want %v, error %v", tt.status, got, err, tt.want, tt.err)
 		}
+	}
+}
+
+// TestUDPStateLock checks that a second holder of the limits' state file
+// waits for the first (here: gives up when its context ends) and gets the
+// lock once the first closes it, and that saved limits are read back.
+func TestUDPStateLock(t *testing.T) {
+	old := udpStateFile
+	udpStateFile = filepath.Join(t.TempDir(), "udp-limits")
+	defer func() { udpStateFile = old }()
+
+	first, err := lockUDPState(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := readUDPState(first); ok {
+		t.Fatal("an empty state file reads as saved limits")
+	}
+	if _, err := first.WriteAt([]byte("4194304 212992\n"), 0); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if f, err := lockUDPState(ctx); !errors.Is(err, context.Canceled) {
+		if f != nil {
+			f.Close()
+		}
+		t.Fatalf("lockUDPState while another holds the lock = %v, want it to wait until its context ends", err)
+	}
+	first.Close()
+	second, err := lockUDPState(context.Background())
+	if err != nil {
+		t.Fatalf("lockUDPState after the first holder closed: %v", err)
+	}
+	defer second.Close()
+	if l, ok := readUDPState(second); !ok || l != (udpLimits{4194304, 212992}) {
+		t.Fatalf("readUDPState = %+v, %v; want the saved 4194304 / 212992", l, ok)
 	}
 }
