@@ -35,8 +35,8 @@ const quicWantBuffer = 7 << 20
 // what a daemon on a machine nobody tuned gets.
 const linuxDefaultUDPMax = 212992
 
-// sysctl files of the limits.
-const (
+// sysctl files of the limits (variables for the tests).
+var (
 	rmemMaxFile = "/proc/sys/net/core/rmem_max"
 	wmemMaxFile = "/proc/sys/net/core/wmem_max"
 )

@@ -177,3 +177,58 @@ func TestUDPStateLock(t *testing.T) {
 		t.Fatalf("readUDPState = %+v, %v; want the saved 4194304 / 212992", l, ok)
 	}
 }
+
+// TestUDPSysctlRestores runs the harness's changes of the limits on files
+// standing in for the sysctls: they are restored at the end, and a run
+// that was killed before restoring them is undone by the next.
+func TestUDPSysctlRestores(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the harness changes the limits only as root")
+	}
+	dir := t.TempDir()
+	saved := [3]string{rmemMaxFile, wmemMaxFile, udpStateFile}
+	rmemMaxFile, wmemMaxFile, udpStateFile = filepath.Join(dir, "rmem_max"), filepath.Join(dir, "wmem_max"), filepath.Join(dir, "state")
+	defer func() { rmemMaxFile, wmemMaxFile, udpStateFile = saved[0], saved[1], saved[2] }()
+	machine := udpLimits{4194304, 4194304}
+	if err := writeUDPLimits(machine); err != nil {
+		t.Fatal(err)
+	}
+	limits := func() udpLimits {
+		t.Helper()
+		l, err := readUDPLimits()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+
+	u, err := newUDPSysctl(context.Background())
+	if err != nil || !u.canSet {
+		t.Fatalf("newUDPSysctl = %+v, %v; want limits it can set", u, err)
+	}
+	if l, err := u.set(quicWantBuffer); err != nil || l != (udpLimits{quicWantBuffer, quicWantBuffer}) {
+		t.Fatalf("set(%d) = %+v, %v", quicWantBuffer, l, err)
+	}
+	u.restore()
+	if l := limits(); l != machine {
+		t.Fatalf("after restore the limits are %+v, want the machine's %+v", l, machine)
+	}
+
+	// A run killed after changing them: the next run restores them.
+	killed, err := newUDPSysctl(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := killed.set(linuxDefaultUDPMax); err != nil {
+		t.Fatal(err)
+	}
+	killed.state.Close() // the process died: its lock goes, the state file stays
+	next, err := newUDPSysctl(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer next.restore()
+	if l := limits(); l != machine || next.orig != machine {
+		t.Fatalf("after a killed run the next one found %+v and has %+v as the machine's; want %+v", l, next.orig, machine)
+	}
+}
