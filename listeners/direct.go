@@ -107,11 +107,13 @@ func (r *Registry) newStream(ctx context.Context, e *entry) (network.Stream, err
 	return nil, err
 }
 
-// plainStream is the host's NewStream, with a failure explained.
+// plainStream is the host's NewStream, with a failure explained
+// (explainStreamLimit, explainTransport).
 func (r *Registry) plainStream(ctx context.Context, e *entry) (network.Stream, error) {
 	s, err := r.h.NewStream(ctx, e.peer, e.wire)
 	if err != nil {
-		return nil, r.explainTransport(e, fmt.Errorf("opening stream: %w", err))
+		err = r.explainStreamLimit(e.peer, fmt.Errorf("opening stream: %w", err))
+		return nil, r.explainTransport(e, err)
 	}
 	return s, nil
 }

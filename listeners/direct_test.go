@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -97,14 +98,19 @@ func relayedPair(t *testing.T, tracker DirectPaths, ropts ...relay.Option) (a ho
 func lastErrorAfter(t *testing.T, n *node, listen ma.Multiaddr) string {
 	t.Helper()
 	c, err := manet.Dial(listen)
-	if err != nil {
+	switch {
+	case errors.Is(err, syscall.ECONNRESET):
+		// A forward that fails at once can reset the connection before
+		// the dial has seen it established: it ended all the same.
+	case err != nil:
 		t.Fatal(err)
+	default:
+		c.SetDeadline(time.Now().Add(testTimeout))
+		if _, err := c.Read(make([]byte, 1)); err == nil {
+			t.Fatal("the forward carried data over a limited relay")
+		}
+		c.Close()
 	}
-	c.SetDeadline(time.Now().Add(testTimeout))
-	if _, err := c.Read(make([]byte, 1)); err == nil {
-		t.Fatal("the forward carried data over a limited relay")
-	}
-	c.Close()
 	for _, info := range n.reg.List() {
 		if info.ListenAddr.Equal(listen) {
 			return info.LastError

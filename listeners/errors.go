@@ -66,6 +66,12 @@ var (
 	// forward to a UDP listen, or a UDP forward to a TCP listen.
 	ErrTransportMismatch = errors.New("transport mismatch")
 
+	// ErrQUICStreamLimit is recorded (wrapped, together with the timeout
+	// it explains) as a forward's last error when opening its stream ran
+	// out of time because every connection to the peer is QUIC and already
+	// carries as many streams as go-libp2p's QUIC allows (256).
+	ErrQUICStreamLimit = errors.New("QUIC stream limit reached")
+
 	// ErrReportPeerIDUDP is returned by Listen when ReportPeerID is asked
 	// for a UDP target: a datagram service has no byte stream to prefix.
 	ErrReportPeerIDUDP = errors.New("--report-peer-id is not supported for a UDP target")

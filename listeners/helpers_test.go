@@ -25,6 +25,7 @@ import (
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	yamux "github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
+	libp2pquic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
@@ -51,14 +52,32 @@ func newHost(t testing.TB) host.Host {
 // addresses). The host is closed at the end of the test.
 func newHostWith(t testing.TB, opts ...libp2p.Option) host.Host {
 	t.Helper()
+	return buildHost(t, append(opts,
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Security(libp2ptls.ID, libp2ptls.New),
+		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+	)...)
+}
+
+// newQUICHost builds a real libp2p host that speaks QUIC only, on
+// loopback. The host is closed at the end of the test.
+func newQUICHost(t testing.TB) host.Host {
+	t.Helper()
+	return buildHost(t,
+		libp2p.ListenAddrStrings("/ip4/127.0.0.1/udp/0/quic-v1"),
+		libp2p.Transport(libp2pquic.NewTransport),
+	)
+}
+
+// buildHost builds a host with opts, no relay, no metrics and no resource
+// limits, and closes it at the end of the test.
+func buildHost(t testing.TB, opts ...libp2p.Option) host.Host {
+	t.Helper()
 	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(rcmgr.InfiniteLimits))
 	if err != nil {
 		t.Fatal(err)
 	}
 	h, err := libp2p.New(append(opts,
-		libp2p.Transport(tcp.NewTCPTransport),
-		libp2p.Security(libp2ptls.ID, libp2ptls.New),
-		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
 		libp2p.DisableRelay(),
 		libp2p.DisableMetrics(),
 		libp2p.ResourceManager(rm),
@@ -85,7 +104,12 @@ type node struct {
 // closed.
 func newNode(t testing.TB, opts ...Option) *node {
 	t.Helper()
-	h := newHost(t)
+	return newNodeOn(t, newHost(t), opts...)
+}
+
+// newNodeOn is newNode on a host of the test's own.
+func newNodeOn(t testing.TB, h host.Host, opts ...Option) *node {
+	t.Helper()
 	s := streams.NewRegistry()
 	t.Cleanup(func() {
 		if err := s.Close(); err != nil {

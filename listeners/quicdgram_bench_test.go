@@ -9,11 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
-	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
-	libp2pquic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/quic-go/quic-go"
 )
 
@@ -29,27 +26,6 @@ func BenchmarkQUICDatagramsVsStreamFrames(b *testing.B) {
 		b.Run(fmt.Sprintf("datagrams/%dB", size), func(b *testing.B) { benchQUICDatagrams(b, size) })
 		b.Run(fmt.Sprintf("stream-frames/%dB", size), func(b *testing.B) { benchQUICFrames(b, size) })
 	}
-}
-
-// newQUICHost builds a libp2p host that speaks QUIC only, on loopback.
-func newQUICHost(b *testing.B) host.Host {
-	b.Helper()
-	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(rcmgr.InfiniteLimits))
-	if err != nil {
-		b.Fatal(err)
-	}
-	h, err := libp2p.New(
-		libp2p.ListenAddrStrings("/ip4/127.0.0.1/udp/0/quic-v1"),
-		libp2p.Transport(libp2pquic.NewTransport),
-		libp2p.DisableRelay(),
-		libp2p.DisableMetrics(),
-		libp2p.ResourceManager(rm),
-	)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = h.Close() })
-	return h
 }
 
 // quicPair connects two QUIC hosts and returns them with each side's QUIC
