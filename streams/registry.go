@@ -86,8 +86,20 @@ type Registry struct {
 type entry struct {
 	info Info // static fields only; the counters live in the pump
 	pump Pump
-	c    net.Conn      // the local connection, for datagram counters
-	done chan struct{} // closed once the bridge is finished
+	c    net.Conn // the local connection, for datagram counters
+	// done is closed once the bridge is finished. It is made only for a
+	// caller that waits for that (Reset), while the entry is in the
+	// registry: most bridges end without one. Guarded by Registry.mu.
+	done chan struct{}
+}
+
+// doneLocked returns a channel closed once e is finished. e must be in
+// r.bridges, and r.mu held.
+func (e *entry) doneLocked() <-chan struct{} {
+	if e.done == nil {
+		e.done = make(chan struct{})
+	}
+	return e.done
 }
 
 // snapshot returns the Info with the counters read now.
@@ -168,7 +180,7 @@ func (r *Registry) Bridge(s network.Stream, c net.Conn, origin, target ma.Multia
 	}
 	info.ID = r.nextID
 	r.nextID++
-	e := &entry{info: info, c: c, done: make(chan struct{})}
+	e := &entry{info: info, c: c}
 	e.pump = r.newPumpLocked(s, c, func(err error) { r.finish(e, err) })
 	r.bridges[info.ID] = e
 	r.wg.Add(1) // until finish
@@ -256,12 +268,16 @@ func (r *Registry) Get(id uint64) (Info, bool) {
 func (r *Registry) Reset(id uint64) error {
 	r.mu.Lock()
 	e, ok := r.bridges[id]
+	var done <-chan struct{}
+	if ok {
+		done = e.doneLocked()
+	}
 	r.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("resetting stream %d: %w", id, ErrNotFound)
 	}
 	e.pump.Reset(ErrResetRequested)
-	<-e.done
+	<-done
 	return nil
 }
 
@@ -274,15 +290,17 @@ func (r *Registry) ResetAll() int {
 func (r *Registry) resetAll(reason error) int {
 	r.mu.Lock()
 	es := make([]*entry, 0, len(r.bridges))
+	dones := make([]<-chan struct{}, 0, len(r.bridges))
 	for _, e := range r.bridges {
 		es = append(es, e)
+		dones = append(dones, e.doneLocked())
 	}
 	r.mu.Unlock()
 	for _, e := range es {
 		e.pump.Reset(reason)
 	}
-	for _, e := range es {
-		<-e.done
+	for _, done := range dones {
+		<-done
 	}
 	return len(es)
 }
@@ -309,6 +327,7 @@ func (r *Registry) Close() error {
 func (r *Registry) finish(e *entry, err error) {
 	r.mu.Lock()
 	delete(r.bridges, e.info.ID)
+	done := e.done // no waiter can ask for it any more
 	r.mu.Unlock()
 	r.unprotect(e.info.Peer)
 
@@ -327,7 +346,9 @@ func (r *Registry) finish(e *entry, err error) {
 	if r.cfg.onClose != nil {
 		r.cfg.onClose(info, err)
 	}
-	close(e.done)
+	if done != nil {
+		close(done)
+	}
 	r.wg.Done()
 }
 
