@@ -206,3 +206,73 @@ func TestDirectWriteFailureEndsSession(t *testing.T) {
 		t.Fatal("the session did not end after a failed write")
 	}
 }
+
+// TestWindowUpdateCutShortByDeadline: a read whose deadline has passed
+// still hands out buffered data, but the window update it then owes the
+// peer cannot be sent. That credit must not be lost: once the reader reads
+// on without a deadline, the peer must be able to send the rest.
+func TestWindowUpdateCutShortByDeadline(t *testing.T) {
+	conf := testConfNoKeepAlive()
+	conf.ConnectionWriteTimeout = time.Minute // slow under -race, not stuck
+	client, server := testClientServerConfig(conf)
+	defer client.Close()
+	defer server.Close()
+
+	const size = 4 * initialStreamWindow
+	data := make([]byte, size)
+	rand.New(rand.NewSource(1)).Read(data)
+	cs, err := client.OpenStream(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		if _, err := cs.Write(data); err != nil {
+			t.Error(err)
+		}
+		cs.CloseWrite()
+	}()
+	ss, err := server.AcceptStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ss.Close()
+
+	// Twice: read just short of owing the peer an update, then read on
+	// with a deadline that has passed. Each lost update would cost the
+	// peer half the window; two would leave it none.
+	got := make([]byte, 0, size)
+	buf := make([]byte, initialStreamWindow/2-1)
+	for range 2 {
+		if _, err := io.ReadFull(ss, buf); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, buf...)
+		ss.SetReadDeadline(time.Now().Add(-time.Second))
+		n, _ := ss.Read(buf[:1])
+		got = append(got, buf[:n]...)
+		ss.SetReadDeadline(time.Time{})
+	}
+
+	type result struct {
+		rest []byte
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		rest, err := io.ReadAll(ss)
+		done <- result{rest, err}
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		got = append(got, r.rest...)
+	case <-time.After(30 * time.Second):
+		ss.Reset()
+		t.Fatalf("stalled after %d of %d bytes: a window update cut short by the deadline was lost", len(got), size)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatalf("received %d bytes that differ from the %d sent", len(got), size)
+	}
+}

@@ -110,6 +110,11 @@ START:
 
 	// If there is no data available, block
 	if s.recvBuf.Len() == 0 {
+		// First send the window update that a deadline may have cut
+		// short: the peer may be waiting for it to send anything more.
+		if err := s.sendWindowUpdate(s.readDeadline.wait()); err != nil {
+			return 0, err
+		}
 		select {
 		case <-s.recvNotifyCh:
 			goto START
@@ -241,7 +246,12 @@ func (s *Stream) sendWindowUpdate(deadline <-chan struct{}) error {
 
 	s.epochStart = now
 	hdr := encode(typeWindowUpdate, flags, s.id, delta)
-	return s.session.sendMsg(hdr, nil, deadline, true)
+	if err := s.session.sendMsg(hdr, nil, deadline, true); err != nil {
+		// Not sent: grant it again with the next update.
+		s.recvBuf.Shrink(delta)
+		return err
+	}
+	return nil
 }
 
 // sendClose is used to send a FIN

@@ -110,6 +110,14 @@ func (s *segmentedBuffer) GrowTo(max uint32, force bool) (bool, uint32) {
 	return true, delta
 }
 
+// Shrink takes back delta of window that GrowTo granted but that could not
+// be sent to the peer.
+func (s *segmentedBuffer) Shrink(delta uint32) {
+	s.bm.Lock()
+	defer s.bm.Unlock()
+	s.cap -= delta
+}
+
 func (s *segmentedBuffer) Read(b []byte) (int, error) {
 	s.bm.Lock()
 	defer s.bm.Unlock()
