@@ -77,17 +77,7 @@ type coalescedConn struct {
 }
 
 func (c *coalescedConn) Write(p []byte) (int, error) {
-	c.writeMu.Lock()
-	defer c.writeMu.Unlock()
-	// Each record adds a 5-byte header, a content-type byte and a 16-byte tag.
-	c.cork.hold(len(p) + (len(p)/(16<<10)+1)*22)
-	n, err := c.SecureConn.Write(p)
-	if ferr := c.cork.release(); err == nil && ferr != nil {
-		// The records were not sent: report nothing written, as the TLS
-		// connection would have if its own write had failed.
-		return 0, ferr
-	}
-	return n, err
+	return c.WriteBuffers([][]byte{p})
 }
 
 // WriteBuffers writes bufs as if they were one buffer: their records leave
@@ -99,6 +89,8 @@ func (c *coalescedConn) WriteBuffers(bufs [][]byte) (int, error) {
 	defer c.writeMu.Unlock()
 	size := 0
 	for _, b := range bufs {
+		// Each record adds a 5-byte header, a content-type byte and a
+		// 16-byte tag.
 		size += len(b) + (len(b)/(16<<10)+1)*22
 	}
 	c.cork.hold(size)
@@ -115,6 +107,8 @@ func (c *coalescedConn) WriteBuffers(bufs [][]byte) (int, error) {
 		}
 	}
 	if ferr := c.cork.release(); err == nil && ferr != nil {
+		// The records were not sent: report nothing written, as the TLS
+		// connection would have if its own write had failed.
 		return 0, ferr
 	}
 	return n, err
