@@ -522,6 +522,16 @@ func failedJSON(f *failedTunnel, self ma.Multiaddr) api.Listener {
 func (d *Daemon) listenersJSON() []api.Listener {
 	active := d.listeners.List()
 	failed := d.tunnels.failedList()
+	// A failed entry that an active one restores is on its way out
+	// (supersede runs just after the registry adds the active one): list
+	// it once, as active.
+	restored := make(map[string]bool, len(active))
+	for _, i := range active {
+		if !i.Foreground {
+			restored[saveInfo(i).key()] = true
+		}
+	}
+	failed = slices.DeleteFunc(failed, func(f *failedTunnel) bool { return restored[f.saved.key()] })
 	self := d.selfAddr()
 	out := make([]api.Listener, 0, len(active)+len(failed))
 	for _, kind := range []listeners.Kind{listeners.KindForward, listeners.KindListen} {
